@@ -1,0 +1,109 @@
+"""Configuration from the environment: one function, read once per app, never at import time."""
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PRODUCTION_SECRETS = (
+    "DATABASE_URL",
+    "PUBLIC_BASE_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "SECRET_KEY",
+)
+
+# Development defaults: a fake Twilio account whose token signs the softphone's requests.
+DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
+DEV_AUTH_TOKEN = "dev-auth-token-not-secret"
+DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev_not_secret"
+
+
+class ConfigError(Exception):
+    """The environment cannot run the service (missing secrets, forbidden adapters)."""
+
+
+def default_database_url(instance_dir: Path | None = None) -> str:
+    """The embedded SQLite file under ``instance/``."""
+    base = instance_dir or Path.cwd() / "instance"
+    return f"sqlite:///{base / 'ivr.sqlite3'}"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _normalise_db_url(url: str) -> str:
+    # Heroku-style URLs say postgres://; SQLAlchemy 2 wants an explicit driver.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the app's settings from ``environ``; in production fail listing every missing secret."""
+    env = os.environ if environ is None else environ
+    ivr_env = env.get("IVR_ENV", "development").strip() or "development"
+    if ivr_env not in {"development", "production"}:
+        raise ConfigError(f"IVR_ENV must be 'development' or 'production', not {ivr_env!r}")
+    production = ivr_env == "production"
+
+    if production:
+        missing = [name for name in PRODUCTION_SECRETS if not env.get(name, "").strip()]
+        if missing:
+            raise ConfigError(
+                "IVR_ENV=production needs these environment variables: " + ", ".join(missing)
+            )
+
+    gateway = env.get("PAYMENT_GATEWAY", "").strip().lower()
+    if not gateway:
+        gateway = "stripe" if env.get("STRIPE_SECRET_KEY") else "sandbox"
+    if gateway not in {"stripe", "sandbox"}:
+        raise ConfigError(f"PAYMENT_GATEWAY must be 'stripe' or 'sandbox', not {gateway!r}")
+    if production and gateway == "sandbox":
+        raise ConfigError("PAYMENT_GATEWAY=sandbox is refused when IVR_ENV=production")
+    if gateway == "stripe" and not env.get("STRIPE_SECRET_KEY"):
+        raise ConfigError("PAYMENT_GATEWAY=stripe needs STRIPE_SECRET_KEY")
+
+    sms_sender = env.get("SMS_SENDER", "").strip().lower()
+    if not sms_sender:
+        sms_sender = "twilio" if env.get("TWILIO_ACCOUNT_SID") and env.get("TWILIO_AUTH_TOKEN") else "sandbox"
+    if production and sms_sender == "sandbox":
+        raise ConfigError("SMS_SENDER=sandbox is refused when IVR_ENV=production")
+
+    public_base = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/")
+    if not public_base:
+        public_base = f"http://127.0.0.1:{env.get('PORT', '5000')}"
+
+    return {
+        "IVR_ENV": ivr_env,
+        "PRODUCTION": production,
+        "SQLALCHEMY_DATABASE_URI": _normalise_db_url(
+            env.get("DATABASE_URL", "").strip() or default_database_url()
+        ),
+        "PUBLIC_BASE_URL": public_base,
+        "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID", "").strip() or DEV_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": env.get("TWILIO_AUTH_TOKEN", "").strip() or DEV_AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": env.get("TWILIO_FROM_NUMBER", "").strip() or "+15005550006",
+        "TWILIO_PAY_CONNECTOR": env.get("TWILIO_PAY_CONNECTOR", "").strip() or "Default",
+        "TWILIO_API_BASE": env.get("TWILIO_API_BASE", "").strip().rstrip("/") or None,
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", "").strip() or None,
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", "").strip()
+        or DEV_STRIPE_WEBHOOK_SECRET,
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "").strip().rstrip("/") or None,
+        "STRIPE_MOTO": _flag(env.get("STRIPE_MOTO")),
+        "PAYMENT_GATEWAY": gateway,
+        "SMS_SENDER": sms_sender,
+        "AGENT_TRANSFER_NUMBER": env.get("AGENT_TRANSFER_NUMBER", "").strip() or None,
+        "ORG_NAME": env.get("ORG_NAME", "").strip() or "Your Cooperative",
+        "ORG_TIMEZONE": env.get("ORG_TIMEZONE", "").strip() or "America/New_York",
+        "MIN_PAYMENT_CENTS": int(env.get("MIN_PAYMENT_CENTS", "100")),
+        # Empty means "the balance": a member may not overpay by phone unless the co-op allows it.
+        "MAX_PAYMENT_CENTS": int(env["MAX_PAYMENT_CENTS"]) if env.get("MAX_PAYMENT_CENTS") else None,
+        "SECRET_KEY": env.get("SECRET_KEY", "").strip() or "dev-secret-key-not-secret",
+    }

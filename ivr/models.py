@@ -1,0 +1,173 @@
+"""Database models: accounts, calls, payments, the SMS outbox and processed webhook events.
+
+Money is integer cents; every timestamp is stored in UTC.
+"""
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and always read back timezone-aware.
+
+    SQLite has no time zones; storing naive UTC everywhere keeps both databases identical.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Account(db.Model):
+    """A member account as exported by the co-op's billing system."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_number: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    phone: Mapped[str] = mapped_column(sa.String(20), index=True)  # E.164
+    balance_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    past_due_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    due_date: Mapped[date | None] = mapped_column(sa.Date)
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    language: Mapped[str] = mapped_column(sa.String(2), default="en")
+    status: Mapped[str] = mapped_column(sa.String(20), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    payments: Mapped[list["Payment"]] = relationship(back_populates="account")
+
+    @property
+    def last4(self) -> str:
+        """The account number's last four digits, the only part ever spoken or logged."""
+        return self.account_number[-4:]
+
+
+class VerificationFailure(db.Model):
+    """One failed identification against an existing account (drives the lockout)."""
+
+    __tablename__ = "verification_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    call_sid: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class CallSession(db.Model):
+    """A call's progress through the flow, keyed by Twilio's CallSid.
+
+    ``seq`` numbers the TwiML answers; an action URL carries the seq it answers, so a request
+    Twilio delivers twice is recognised and gets the saved answer instead of advancing twice.
+    """
+
+    __tablename__ = "call_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    from_number: Mapped[str | None] = mapped_column(sa.String(32))
+    to_number: Mapped[str | None] = mapped_column(sa.String(32))
+    channel: Mapped[str] = mapped_column(sa.String(16), default="ivr")
+    state: Mapped[str] = mapped_column(sa.String(40))
+    language: Mapped[str] = mapped_column(sa.String(2), default="en")
+    account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    seq: Mapped[int] = mapped_column(default=0)
+    last_twiml: Mapped[str | None] = mapped_column(sa.Text)
+    call_status: Mapped[str | None] = mapped_column(sa.String(20))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Payment(db.Model):
+    """One payment attempt: created before Stripe is called, so a crash leaves a trace.
+
+    ``attempt_key`` is the Stripe idempotency key; its unique constraint makes a second
+    charge for the same attempt impossible even when two processes race.
+    """
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    confirmation_number: Mapped[str | None] = mapped_column(sa.String(12), unique=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    call_sid: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    channel: Mapped[str] = mapped_column(sa.String(16), default="ivr")
+    language: Mapped[str] = mapped_column(sa.String(2), default="en")
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
+    # pending -> succeeded | declined | error ; succeeded -> refunded | disputed
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
+    decline_code: Mapped[str | None] = mapped_column(sa.String(64))
+    stripe_payment_intent: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    card_brand: Mapped[str | None] = mapped_column(sa.String(20))
+    card_last4: Mapped[str | None] = mapped_column(sa.String(4))
+    receipt_to: Mapped[str | None] = mapped_column(sa.String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+    account: Mapped[Account] = relationship(back_populates="payments")
+
+
+class OutboxMessage(db.Model):
+    """An SMS waiting to leave (receipts, reminders): written in the same transaction as its cause.
+
+    ``dedupe_key`` (e.g. ``receipt:42``) is unique, so one payment can never queue two receipts.
+    """
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # receipt | reminder | reply
+    to_number: Mapped[str] = mapped_column(sa.String(20))
+    body: Mapped[str] = mapped_column(sa.Text)
+    account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
+    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"))
+    # queued -> sending -> sent | failed ; queued -> dropped (reminder whose bill was paid)
+    status: Mapped[str] = mapped_column(sa.String(12), default="queued")
+    respect_quiet_hours: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.String(200))
+    error_code: Mapped[int | None] = mapped_column()
+    provider_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class ProcessedEvent(db.Model):
+    """A Stripe event already applied; the unique id makes a redelivery a no-op."""
+
+    __tablename__ = "processed_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    type: Mapped[str] = mapped_column(sa.String(80))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
