@@ -1,0 +1,50 @@
+"""Stripe's documented test cards: what the softphone turns a typed card into, and what the sandbox does.
+
+Source: docs.stripe.com/testing (test PaymentMethods and decline codes).
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TestCard:
+    number: str
+    payment_method: str  # the pm_… id Twilio's Stripe connector would return
+    brand: str  # Twilio's PaymentCardType / Stripe's card.brand, lower case
+    decline_code: str | None  # None: the charge succeeds
+
+
+TEST_CARDS: tuple[TestCard, ...] = (
+    TestCard("4242424242424242", "pm_card_visa", "visa", None),
+    TestCard("5555555555554444", "pm_card_mastercard", "mastercard", None),
+    TestCard("378282246310005", "pm_card_amex", "amex", None),
+    TestCard("6011111111111117", "pm_card_discover", "discover", None),
+    TestCard("4000000000000002", "pm_card_visa_chargeDeclined", "visa", "generic_decline"),
+    TestCard(
+        "4000000000009995",
+        "pm_card_visa_chargeDeclinedInsufficientFunds",
+        "visa",
+        "insufficient_funds",
+    ),
+    TestCard("4000000000009987", "pm_card_visa_chargeDeclinedLostCard", "visa", "lost_card"),
+    TestCard("4000000000009979", "pm_card_visa_chargeDeclinedStolenCard", "visa", "stolen_card"),
+    TestCard("4000000000000069", "pm_card_chargeDeclinedExpiredCard", "visa", "expired_card"),
+    TestCard("4000000000000127", "pm_card_chargeDeclinedIncorrectCvc", "visa", "incorrect_cvc"),
+    TestCard(
+        "4000000000000119", "pm_card_chargeDeclinedProcessingError", "visa", "processing_error"
+    ),
+)
+
+BY_NUMBER = {card.number: card for card in TEST_CARDS}
+BY_PAYMENT_METHOD = {card.payment_method: card for card in TEST_CARDS}
+# Legacy tok_ ids (tokenType one-time/reusable) behave like their pm_ twins.
+BY_PAYMENT_METHOD.update(
+    {
+        "tok_visa": BY_NUMBER["4242424242424242"],
+        "tok_mastercard": BY_NUMBER["5555555555554444"],
+        "tok_amex": BY_NUMBER["378282246310005"],
+        "tok_discover": BY_NUMBER["6011111111111117"],
+        "tok_chargeDeclined": BY_NUMBER["4000000000000002"],
+        "tok_chargeDeclinedInsufficientFunds": BY_NUMBER["4000000000009995"],
+    }
+)
