@@ -1,0 +1,24 @@
+"""The call flow: states, the table that joins them, and a pure engine that walks it."""
+
+from .engine import KeyPress, PayOutcome, Silence, Turn, advance, repeat, start
+from .steps import AccountView, CallContext, Keys, Pay, Prompt, State, Step
+from .table import FLOW, INITIAL
+
+__all__ = [
+    "FLOW",
+    "INITIAL",
+    "AccountView",
+    "CallContext",
+    "KeyPress",
+    "Keys",
+    "Pay",
+    "PayOutcome",
+    "Prompt",
+    "Silence",
+    "State",
+    "Step",
+    "Turn",
+    "advance",
+    "repeat",
+    "start",
+]

@@ -1,1 +1,60 @@
 """The IVR web service: the composition root that wires flows, payments and prompts to Flask."""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from .config import load_config
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: config from the environment (then ``overrides``), database, adapters, routes."""
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(load_config())
+    if overrides:
+        app.config.update(overrides)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+
+    from .extensions import db
+
+    db.init_app(app)
+
+    from payments import build_gateway
+
+    from .sms import build_sms_sender
+
+    cfg = app.config
+    app.extensions["ivr.gateway"] = cfg.get("GATEWAY") or build_gateway(
+        cfg["PAYMENT_GATEWAY"],
+        secret_key=cfg["STRIPE_SECRET_KEY"],
+        webhook_secret=cfg["STRIPE_WEBHOOK_SECRET"],
+        api_base=cfg["STRIPE_API_BASE"],
+        moto=cfg["STRIPE_MOTO"],
+    )
+    app.extensions["ivr.sms"] = cfg.get("SMS") or build_sms_sender(cfg)
+
+    from . import errors, health, stripe_webhooks, voice
+
+    app.register_blueprint(voice.bp)
+    app.register_blueprint(stripe_webhooks.bp)
+    app.register_blueprint(health.bp)
+    _register_optional_blueprints(app)
+    errors.register(app)
+    logging.getLogger("ivr").setLevel(logging.INFO)
+    return app
+
+
+def _register_optional_blueprints(app: Flask) -> None:
+    """Blueprints of the agent console, reminders and SMS keywords, registered when present."""
+    import importlib
+
+    for module_name in ("ivr.agents.api", "ivr.agents.console", "ivr.reminders.web", "ivr.inbound_sms"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        app.register_blueprint(module.bp)

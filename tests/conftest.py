@@ -73,3 +73,97 @@ def session(database_url):
         yield s
     db.metadata.drop_all(engine)
     engine.dispose()
+
+
+# --- the app, a signed caller, and Stripe at the HTTP level ---------------------------------------
+
+ORG = "Riverbend Electric Cooperative"
+
+
+@pytest.fixture
+def app_config(database_url):
+    """Overrides for ``create_app``; tests may change them before ``app`` is built."""
+    from helpers import ACCOUNT_SID, BASE, TOKEN
+
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "PUBLIC_BASE_URL": BASE,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "ORG_NAME": ORG,
+        "PAYMENT_GATEWAY": "stripe",
+        "STRIPE_SECRET_KEY": "sk_test_not_a_real_key",
+        "STRIPE_WEBHOOK_SECRET": "whsec_test_secret",
+        "SMS_SENDER": "sandbox",
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    """The real app over a fresh schema on each database."""
+    from ivr import create_app
+    from payments import build_gateway
+
+    cfg = dict(app_config)
+    if cfg["PAYMENT_GATEWAY"] == "stripe" and "GATEWAY" not in cfg:
+        # No retries in tests: a Stripe 500 is exactly one request, which the assertions count.
+        from payments.stripe_gateway import StripeGateway
+
+        cfg["GATEWAY"] = StripeGateway(
+            cfg["STRIPE_SECRET_KEY"], webhook_secret=cfg["STRIPE_WEBHOOK_SECRET"], max_network_retries=0
+        )
+    app = create_app(cfg)
+    import ivr.all_models  # noqa: F401
+
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def stripe_api():
+    """Stripe's API faked at the HTTP layer (responses), stateful and idempotent like the real one."""
+    import responses
+    from helpers import StripeFake
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield StripeFake(rsps)
+
+
+@pytest.fixture
+def make_account(app):
+    """Create an account: ``make_account(account_number="12345001", phone="+12025550143", ...)``."""
+    from datetime import date
+
+    from ivr.models import Account
+
+    def make(**fields):
+        values = {
+            "account_number": "12345001",
+            "name": "Pat Member",
+            "phone": "+12025550143",
+            "balance_cents": 12345,
+            "past_due_cents": 0,
+            "due_date": date(2026, 12, 5),
+            "language": "en",
+            "status": "active",
+        }
+        values.update(fields)
+        with app.app_context():
+            account = Account(**values)
+            db.session.add(account)
+            db.session.commit()
+            return account.id
+
+    return make

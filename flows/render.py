@@ -1,0 +1,48 @@
+"""The flow table as Markdown, for ``ivr flow-table`` and the README."""
+
+from .steps import Keys, Pay, Step
+from .table import FLOW, INITIAL
+
+
+def _says(step: Step) -> str:
+    if callable(step.say):
+        return f"`{step.say.__name__}`"
+    return ", ".join(f"`{key}`" for key in step.say) or "—"
+
+
+def _expects(step: Step) -> str:
+    if isinstance(step.expect, Pay):
+        return "card via `<Pay>`"
+    if isinstance(step.expect, Keys):
+        keys = step.expect
+        if keys.num_digits == 1:
+            return "1 key"
+        if keys.num_digits:
+            return f"{keys.num_digits} digits"
+        return f"digits then `{keys.finish_on_key}`"
+    if step.route is not None:
+        return f"— (routes by `{step.route.__name__}`)"
+    return "— (ends the call" + (f", dials {step.dial})" if step.dial else ")")
+
+
+def _transitions(step: Step) -> str:
+    parts = [f"{label} → {target.value}" for label, target in step.on.items()]
+    if step.on_silence is not None:
+        parts.append(f"silence → {step.on_silence.value}")
+    text = ", ".join(parts) or "—"
+    return f"`{step.decide.__name__}`: {text}" if step.decide else text
+
+
+def markdown() -> str:
+    """One row per state: what it says, what it expects, and where each answer goes."""
+    lines = [
+        f"Calls start in `{INITIAL.value}`. In every step that expects keys: `*` repeats it, `0` reaches the "
+        "agent when `AGENT_TRANSFER_NUMBER` is set, silence re-prompts twice then says goodbye, and a key that "
+        "is not an option is explained (three times at most).",
+        "",
+        "| State | Says | Expects | Answer → next state |",
+        "|---|---|---|---|",
+    ]
+    for state, step in FLOW.items():
+        lines.append(f"| `{state.value}` | {_says(step)} | {_expects(step)} | {_transitions(step)} |")
+    return "\n".join(lines)

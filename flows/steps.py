@@ -1,0 +1,163 @@
+"""The vocabulary of the flow table: what a step says, what it expects and where answers go."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class State(StrEnum):
+    """Every place a call can be. Values equal names so logs, database and table read the same."""
+
+    WELCOME = "WELCOME"
+    IDENTIFY = "IDENTIFY"
+    OFFER_CALLER_ID = "OFFER_CALLER_ID"
+    CHOOSE_ACCOUNT = "CHOOSE_ACCOUNT"
+    ENTER_ACCOUNT = "ENTER_ACCOUNT"
+    ENTER_LAST4 = "ENTER_LAST4"
+    ACCOUNT_CHECK = "ACCOUNT_CHECK"
+    SUMMARY = "SUMMARY"
+    ENTER_AMOUNT = "ENTER_AMOUNT"
+    CONFIRM_AMOUNT = "CONFIRM_AMOUNT"
+    CARD_ENTRY = "CARD_ENTRY"
+    CARD_DECLINED = "CARD_DECLINED"
+    CARD_UNREADABLE = "CARD_UNREADABLE"
+    PROCESSOR_DOWN = "PROCESSOR_DOWN"
+    CONFIRMATION = "CONFIRMATION"
+    AFTER_PAYMENT = "AFTER_PAYMENT"
+    NOTHING_DUE = "NOTHING_DUE"
+    OFFICE_ONLY = "OFFICE_ONLY"
+    NO_MATCH = "NO_MATCH"
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+    NO_INPUT = "NO_INPUT"
+    AGENT = "AGENT"
+    RETURN_TO_AGENT = "RETURN_TO_AGENT"
+    GOODBYE = "GOODBYE"
+    HUNG_UP = "HUNG_UP"
+    # Entry points for calls that start already identified (agent transfer, reminder callback).
+    TRANSFER_CONFIRM = "TRANSFER_CONFIRM"
+    CALLBACK_WELCOME = "CALLBACK_WELCOME"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt key from ``prompts/<lang>.toml`` with its parameters; ``lang`` forces a language."""
+
+    key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    lang: str | None = None
+
+
+class Money(int):
+    """An amount in cents that the prompt renderer speaks as words."""
+
+
+@dataclass(frozen=True)
+class Day:
+    """A date the prompt renderer speaks as a weekday and date."""
+
+    value: Any  # datetime.date
+
+
+class Digits(str):
+    """A digit string the renderer spaces out so it is read one digit at a time."""
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Expect keypad input (TwiML ``<Gather>``)."""
+
+    num_digits: int | None = 1
+    finish_on_key: str = ""
+    timeout: int = 6
+
+
+@dataclass(frozen=True)
+class Pay:
+    """Expect card entry (TwiML ``<Pay>``); the web layer charges the token and reports an outcome."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a named decision made of the caller's input: an outcome label, data to save, words to add."""
+
+    label: str
+    updates: Mapping[str, Any] = field(default_factory=dict)
+    say: tuple[Prompt, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """The read-only facts about an account the flow may speak."""
+
+    account_number: str
+    balance_cents: int
+    past_due_cents: int
+    due_date: Any  # datetime.date | None
+    language: str
+    status: str
+
+    @property
+    def last4(self) -> str:
+        return self.account_number[-4:]
+
+
+class CallContext(Protocol):
+    """What the flow may ask about the call; ``ivr.calls`` implements it over the database."""
+
+    data: Mapping[str, Any]
+    agent_available: bool
+    min_payment_cents: int
+    max_payment_cents: int | None
+
+    def caller_accounts(self) -> list[AccountView]:
+        """Payable accounts whose phone on file is the caller ID (empty when withheld or odd)."""
+        ...
+
+    def account(self) -> AccountView | None:
+        """The identified account, or the caller-ID candidate before verification."""
+        ...
+
+    def verify(self, account_number: str, last4: str) -> bool:
+        """Check the pair, record a failure, honour the lockout; False says nothing about which part."""
+        ...
+
+
+Say = Callable[[CallContext], tuple[Prompt, ...]]
+Decide = Callable[[str, CallContext], Decision]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of the flow table.
+
+    ``say``: prompt keys (or a named function building prompts) spoken on arrival and on repeat.
+    ``expect``: ``Keys``, ``Pay`` or None (a routing or final step).
+    ``decide``: a named function turning the input into an outcome label; without it the key
+    pressed is the label. ``on``: label -> next state.
+    ``route``: for steps without input, a named function choosing the label at once.
+    """
+
+    say: tuple[str, ...] | Say = ()
+    expect: Keys | Pay | None = None
+    on: Mapping[str, State] = field(default_factory=dict)
+    decide: Decide | None = None
+    route: Decide | None = None
+    on_silence: State | None = None  # None: re-prompt, then NO_INPUT after the silence limit
+    final: bool = False
+    dial: str | None = None  # final steps that connect the caller somewhere: "agent" | "return_to"
+    allow_agent: bool = True  # "0" reaches the agent from this step when one is configured
+    repeatable: bool = True  # "*" repeats this step's prompts
+
+
+# Labels the web layer reports for a <Pay> result.
+APPROVED, DECLINED, UNAVAILABLE, UNREADABLE, STAR, CALLER_HUNG_UP = (
+    "approved",
+    "declined",
+    "unavailable",
+    "unreadable",
+    "star",
+    "hung_up",
+)
+SILENCE_LIMIT = 2  # re-prompts after silence before saying goodbye
+INVALID_LIMIT = 3  # wrong entries in one step before the caller is let go

@@ -1,0 +1,160 @@
+"""The whole call flow in one table: what each step says, what it expects and where answers go.
+
+Global keys, handled by the engine for every step that expects keys: ``*`` repeats the step,
+``0`` reaches the agent when one is configured, silence re-prompts twice then says goodbye, and a
+key that is not an option is explained and asked again (three times at most).
+Labels on ``CARD_ENTRY`` are the outcomes the web layer reports after charging the ``<Pay>`` token.
+"""
+
+from collections.abc import Mapping
+from typing import Final
+
+from . import decisions as d
+from .steps import (
+    APPROVED,
+    CALLER_HUNG_UP,
+    DECLINED,
+    STAR,
+    UNAVAILABLE,
+    UNREADABLE,
+    Keys,
+    Pay,
+    State,
+    Step,
+)
+
+INITIAL: Final = State.WELCOME
+
+FLOW: Final[Mapping[State, Step]] = {
+    # --- greeting and identification ---
+    State.WELCOME: Step(
+        say=d.welcome,
+        expect=Keys(num_digits=1, timeout=3),
+        decide=d.choose_language,
+        on={"chosen": State.IDENTIFY},
+        on_silence=State.IDENTIFY,  # no key: carry on in English
+    ),
+    State.IDENTIFY: Step(
+        route=d.route_by_caller_id,
+        on={"one": State.OFFER_CALLER_ID, "several": State.CHOOSE_ACCOUNT, "none": State.ENTER_ACCOUNT},
+    ),
+    State.OFFER_CALLER_ID: Step(
+        say=d.offer_caller_id,
+        expect=Keys(num_digits=1),
+        on={"1": State.ENTER_LAST4, "2": State.ENTER_ACCOUNT},
+    ),
+    State.CHOOSE_ACCOUNT: Step(
+        say=d.list_accounts,
+        expect=Keys(num_digits=1),
+        decide=d.pick_listed_account,
+        on={"picked": State.ENTER_LAST4, "other": State.ENTER_ACCOUNT},
+    ),
+    State.ENTER_ACCOUNT: Step(
+        say=("enter_account",),
+        expect=Keys(num_digits=None, finish_on_key="#", timeout=10),
+        decide=d.take_account_number,
+        on={"taken": State.ENTER_LAST4},
+    ),
+    State.ENTER_LAST4: Step(
+        say=("enter_last4",),
+        expect=Keys(num_digits=4, timeout=10),
+        decide=d.verify_caller,  # unknown account, wrong digits and lockout sound the same
+        on={"verified": State.ACCOUNT_CHECK, "retry": State.ENTER_ACCOUNT, "exhausted": State.NO_MATCH},
+    ),
+    State.ACCOUNT_CHECK: Step(
+        route=d.route_account,
+        on={"owes": State.SUMMARY, "nothing_due": State.NOTHING_DUE, "office_only": State.OFFICE_ONLY},
+    ),
+    # --- balance and amount ---
+    State.SUMMARY: Step(
+        say=d.account_summary,
+        expect=Keys(num_digits=1),
+        decide=d.pay_full_balance,
+        on={"full": State.CARD_ENTRY, "other": State.ENTER_AMOUNT},
+    ),
+    State.ENTER_AMOUNT: Step(
+        say=d.enter_amount,
+        expect=Keys(num_digits=None, finish_on_key="#", timeout=10),
+        decide=d.parse_amount,  # "*" is the decimal point here; "*" alone still repeats
+        on={"ok": State.CONFIRM_AMOUNT},
+    ),
+    State.CONFIRM_AMOUNT: Step(
+        say=d.confirm_amount,
+        expect=Keys(num_digits=1),
+        on={"1": State.CARD_ENTRY, "2": State.ENTER_AMOUNT},
+    ),
+    # --- card ---
+    State.CARD_ENTRY: Step(
+        say=d.card_intro,
+        expect=Pay(),
+        on={
+            APPROVED: State.CONFIRMATION,
+            DECLINED: State.CARD_DECLINED,
+            UNREADABLE: State.CARD_UNREADABLE,
+            UNAVAILABLE: State.PROCESSOR_DOWN,
+            STAR: State.SUMMARY,  # "*" during card entry backs out to the payment menu
+            CALLER_HUNG_UP: State.HUNG_UP,
+        },
+    ),
+    State.CARD_DECLINED: Step(
+        say=d.card_declined,
+        expect=Keys(num_digits=1),
+        decide=d.retry_card,
+        on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+    ),
+    State.CARD_UNREADABLE: Step(
+        say=d.card_unreadable,
+        expect=Keys(num_digits=1),
+        decide=d.retry_card,
+        on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+    ),
+    State.PROCESSOR_DOWN: Step(
+        say=d.processor_down,
+        expect=Keys(num_digits=1),
+        decide=d.retry_card,
+        on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+    ),
+    State.CONFIRMATION: Step(
+        say=d.payment_approved,
+        expect=Keys(num_digits=1, timeout=5),
+        on={"1": State.CONFIRMATION},
+        on_silence=State.AFTER_PAYMENT,
+        allow_agent=False,
+    ),
+    State.AFTER_PAYMENT: Step(
+        route=d.back_to_agent_or_goodbye,  # transferred callers go back to the agent, paid or not
+        on={"return": State.RETURN_TO_AGENT, "goodbye": State.GOODBYE},
+    ),
+    # --- started already identified ---
+    State.TRANSFER_CONFIRM: Step(
+        say=d.transfer_confirm,
+        expect=Keys(num_digits=1),
+        decide=d.confirm_transfer,
+        on={"yes": State.CARD_ENTRY},
+        allow_agent=False,
+    ),
+    State.CALLBACK_WELCOME: Step(
+        say=d.callback_welcome,
+        expect=Keys(num_digits=1),
+        decide=d.callback_menu,
+        on={"full": State.CARD_ENTRY, "other": State.ENTER_AMOUNT},
+    ),
+    # --- endings ---
+    State.NOTHING_DUE: Step(say=d.nothing_due, final=True),
+    State.OFFICE_ONLY: Step(say=("call_office", "goodbye"), final=True),
+    State.NO_MATCH: Step(
+        say=("no_match_final",),
+        route=d.agent_or_goodbye,
+        on={"agent": State.AGENT, "goodbye": State.GOODBYE},
+    ),
+    State.TOO_MANY_ATTEMPTS: Step(
+        say=("too_many_attempts",),
+        route=d.agent_or_goodbye,
+        on={"agent": State.AGENT, "goodbye": State.GOODBYE},
+    ),
+    State.NO_INPUT: Step(say=("no_input_goodbye",), final=True),
+    State.AGENT: Step(say=("connecting_agent",), final=True, dial="agent"),
+    State.RETURN_TO_AGENT: Step(say=("connecting_back",), final=True, dial="return_to"),
+    State.GOODBYE: Step(say=("goodbye",), final=True),
+    State.HUNG_UP: Step(final=True),
+}

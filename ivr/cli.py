@@ -1,0 +1,153 @@
+"""The ``ivr`` command line (names fixed by the operators' contract)."""
+
+import os
+import sys
+
+import click
+
+
+def _app():
+    from . import create_app
+
+    return create_app()
+
+
+@click.group()
+def main() -> None:
+    """Pay-by-phone for utility co-operatives."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), type=int, show_default="5000 or $PORT")
+@click.option("--workers", default=max(2, min(2 * (os.cpu_count() or 1) + 1, 8)), type=int, show_default=True)
+@click.option("--threads", default=4, type=int, show_default=True, help="threads per worker process")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Run the production web server (gunicorn) for app:app."""
+    from .config import ConfigError, load_config
+
+    try:
+        load_config()  # fail here, naming what is missing, instead of inside every worker
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    args = [
+        sys.executable, "-m", "gunicorn", "app:app",
+        "--bind", f"{host}:{port}",
+        "--workers", str(workers),
+        "--worker-class", "gthread",
+        "--threads", str(threads),
+        # Twilio gives up after 15 s; a request still running then is of no use to anyone.
+        "--timeout", "20",
+        "--graceful-timeout", "10",
+        "--access-logfile", "-",
+        # Query strings (seq=…) are harmless, but never log request bodies: they carry caller input.
+        "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+    ]
+    os.execv(sys.executable, args)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="send what is due now and exit")
+@click.option("--poll", default=2.0, show_default=True, help="seconds between polls")
+def worker(once: bool, poll: float) -> None:
+    """Send what the outbox holds (SMS receipts, reminders)."""
+    from . import worker as outbox
+    from .extensions import db
+
+    app = _app()
+    with app.app_context():
+        cfg = app.config
+        sender = app.extensions["ivr.sms"]
+        options = {"default_tz": cfg["ORG_TIMEZONE"], "rate_per_second": cfg.get("SMS_RATE_PER_SECOND"),
+                   "state_windows": cfg.get("QUIET_HOURS_STATE_WINDOWS")}
+        if once:
+            report = outbox.run_once(db.session, sender, **options)
+            click.echo(f"worker: {report}")
+            return
+        click.echo("worker: sending queued texts; Ctrl-C stops", err=True)
+        try:
+            outbox.run_forever(lambda: db.session, sender, poll_seconds=poll, **options)
+        except KeyboardInterrupt:
+            pass
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations to DATABASE_URL."""
+    from .config import load_config
+    from .migrate import upgrade
+
+    url = load_config()["SQLALCHEMY_DATABASE_URI"]
+    _ensure_sqlite_dir(url)
+    upgrade(url)
+    click.echo("database is up to date")
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+@main.command("flow-table")
+def flow_table() -> None:
+    """Print the call flow as a Markdown table (the README's copy is checked against it)."""
+    from flows.render import markdown
+
+    click.echo(markdown())
+
+
+@main.group()
+def accounts() -> None:
+    """Member accounts."""
+
+
+@main.group("payments")
+def payments_group() -> None:
+    """Payments."""
+
+
+def _with_app_context(command: click.Command) -> click.Command:
+    """Run a data command inside the app context (so ``db.session`` is bound)."""
+    callback = command.callback
+    assert callback is not None
+
+    def run(*args, **kwargs):
+        with _app().app_context():
+            return callback(*args, **kwargs)
+
+    command.callback = run
+    return command
+
+
+def _register() -> None:
+    from .cli_data import accounts_import_command, payments_export_command
+    from .demo import demo_command
+    from .softphone import call_command
+
+    accounts.add_command(_with_app_context(accounts_import_command), "import")
+    payments_group.add_command(_with_app_context(payments_export_command), "export")
+    main.add_command(demo_command, "demo")
+    main.add_command(call_command, "call")
+    for module_name, attr, name in (
+        ("ivr.agents.cli", "agents_group", "agents"),
+        ("ivr.reminders.cli", "reminders_group", "reminders"),
+    ):
+        try:
+            module = __import__(module_name, fromlist=[attr])
+        except ModuleNotFoundError:
+            continue
+        main.add_command(getattr(module, attr), name)
+
+
+_register()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Phone numbers: parse caller IDs and billing-system numbers into E.164 with ``phonenumbers``."""
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+
+def to_e164(raw: str | None, region: str = "US") -> str | None:
+    """E.164 for a valid number, else None (withheld, "anonymous", short codes, garbage)."""
+    if not raw:
+        return None
+    try:
+        parsed = phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def can_receive_sms(e164: str | None) -> bool:
+    """Whether a number could be a mobile: US numbers can't be told apart offline, toll-free can."""
+    if not e164:
+        return False
+    number_type = phonenumbers.number_type(phonenumbers.parse(e164))
+    return number_type in {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}

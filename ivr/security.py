@@ -1,0 +1,34 @@
+"""Webhook authentication: every Twilio request must carry a valid ``X-Twilio-Signature``."""
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import abort, current_app, request
+
+from . import twilio_adapter
+
+logger = logging.getLogger(__name__)
+
+
+def public_url() -> str:
+    """The URL Twilio called: ``PUBLIC_BASE_URL`` + path + query, never the Host header we were reached by."""
+    base = current_app.config["PUBLIC_BASE_URL"]
+    query = request.query_string.decode("latin-1")
+    return f"{base}{request.path}" + (f"?{query}" if query else "")
+
+
+def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Reject (403, nothing changed) any request whose Twilio signature does not match."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        token = current_app.config["TWILIO_AUTH_TOKEN"]
+        if not twilio_adapter.validate_signature(public_url(), request.form, signature, token):
+            logger.warning("rejected unsigned or forged Twilio request to %s", request.path)
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped

@@ -1,0 +1,119 @@
+"""Render the engine's ``Turn`` as TwiML. The only place that decides verbs and their attributes."""
+
+from flask import Response, current_app
+
+import prompts
+from flows import Keys, Pay, Prompt, Turn
+
+from . import twilio_adapter
+from .wording import say
+
+PAY_FIELDS = ("payment-card-number", "expiration-date", "security-code", "postal-code")
+_PAY_PROMPT_KEYS = {
+    "payment-card-number": "pay_card_number",
+    "expiration-date": "pay_expiration_date",
+    "security-code": "pay_security_code",
+    "postal-code": "pay_postal_code",
+}
+
+
+def xml_response(twiml: str) -> Response:
+    """A TwiML document as Twilio expects it."""
+    return Response(twiml, status=200, mimetype="text/xml")
+
+
+def url(path: str, **query: object) -> str:
+    """An absolute URL under ``PUBLIC_BASE_URL``: every URL handed to Twilio must be one."""
+    base = current_app.config["PUBLIC_BASE_URL"]
+    if not query:
+        return f"{base}{path}"
+    from urllib.parse import urlencode
+
+    return f"{base}{path}?{urlencode(query)}"
+
+
+def _add_says(node, said: tuple[Prompt, ...], lang: str) -> None:
+    """Append ``<Say>`` elements, merging neighbours of the same language into one."""
+    org = current_app.config["ORG_NAME"]
+    chunks: list[tuple[str, list[str]]] = []
+    for prompt in said:
+        language, words = say(prompt, lang, org)
+        if chunks and chunks[-1][0] == language:
+            chunks[-1][1].append(words)
+        else:
+            chunks.append((language, [words]))
+    for language, words in chunks:
+        settings = prompts.voice(language)
+        node.say(" ".join(words), voice=settings["voice"], language=settings["language"])
+
+
+def render_turn(turn: Turn, lang: str, seq: int, *, return_to: str | None = None, description: str = "") -> str:
+    """The TwiML for ``turn``: prompts, then a Gather, a Pay, a Dial or a Hangup."""
+    response = twilio_adapter.voice_response()
+    step_url = url("/twilio/voice/step", seq=seq)
+    if isinstance(turn.expect, Keys):
+        keys = turn.expect
+        gather = response.gather(
+            action=step_url,
+            method="POST",
+            input="dtmf",
+            timeout=keys.timeout,
+            num_digits=keys.num_digits,
+            # One-key menus take "#" as a key (so it can be explained); entries finish on "#".
+            finish_on_key=keys.finish_on_key,
+        )
+        _add_says(gather, turn.say, lang)
+        # A Gather that hears nothing falls through to the next verb: that is our "silence" signal.
+        response.redirect(step_url, method="POST")
+    elif isinstance(turn.expect, Pay):
+        _add_says(response, turn.say, lang)
+        _add_pay(response, lang, seq, description)
+    else:
+        _add_says(response, turn.say, lang)
+        target = current_app.config["AGENT_TRANSFER_NUMBER"] if turn.dial == "agent" else return_to
+        if turn.dial and target:
+            dial = response.dial(timeout=30)
+            if target.startswith("sip:"):
+                dial.sip(target)
+            else:
+                dial.number(target)
+        response.hangup()
+    return str(response)
+
+
+def _add_pay(response, lang: str, seq: int, description: str) -> None:
+    """``<Pay>`` in tokenize mode (no chargeAmount) with prompts in the caller's language."""
+    cfg = current_app.config
+    settings = prompts.voice(lang)
+    pay = response.pay(
+        input="dtmf",
+        action=url("/twilio/voice/pay", seq=seq),
+        status_callback=url("/twilio/voice/pay-status"),
+        payment_connector=cfg["TWILIO_PAY_CONNECTOR"],
+        token_type="payment-method",
+        valid_card_types="visa mastercard amex discover",
+        max_attempts=3,
+        security_code=True,
+        postal_code=True,
+        timeout=10,
+        language=settings["pay_language"],
+        description=description or None,
+    )
+    for field in PAY_FIELDS:
+        key = _PAY_PROMPT_KEYS[field]
+        first = pay.prompt(for_=field, attempt=1)
+        first.say(prompts.text(key, lang), voice=settings["voice"], language=settings["language"])
+        again = pay.prompt(for_=field, attempt="2 3")
+        again.say(prompts.text(f"{key}_retry", lang), voice=settings["voice"], language=settings["language"])
+    processing = pay.prompt(for_="payment-processing")
+    processing.say(prompts.text("pay_processing", lang), voice=settings["voice"], language=settings["language"])
+
+
+def apology(lang: str = "en") -> str:
+    """What Twilio hears when something broke: an apology and a hang-up, never an HTML error page."""
+    response = twilio_adapter.voice_response()
+    settings = prompts.voice(lang)
+    org = current_app.config["ORG_NAME"]
+    response.say(prompts.text("system_error", lang, org=org), voice=settings["voice"], language=settings["language"])
+    response.hangup()
+    return str(response)

@@ -1,0 +1,247 @@
+"""Twilio voice webhooks: parse the request, lock the call, ask the engine, answer TwiML.
+
+Menu logic lives in ``flows``; this module only moves data between Twilio, the database and the
+engine, and charges the ``<Pay>`` token.
+"""
+
+import logging
+import time
+
+from flask import Blueprint, current_app, request
+
+import flows
+from flows import KeyPress, PayOutcome, Silence, State
+from flows.steps import APPROVED, CALLER_HUNG_UP, DECLINED, STAR, UNAVAILABLE, UNREADABLE
+from payments import PaymentUnavailable
+
+from . import call_events, calls, ledger
+from .extensions import db
+from .masking import mask
+from .models import Account, CallSession, Payment, utcnow
+from .security import twilio_signed
+from .twiml import apology, render_turn, xml_response
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__)
+
+# Pay results that mean "no usable card": the caller may try again.
+_PAY_RESULT_LABELS = {
+    "caller-interrupted-with-star": STAR,
+    "caller-hung-up": CALLER_HUNG_UP,
+    "too-many-failed-attempts": UNREADABLE,
+}
+
+
+def answer(call: CallSession, turn: flows.Turn) -> str:
+    """Render ``turn`` for ``call``, save it as the call's last answer, and return the TwiML."""
+    data = {**(call.data or {}), **turn.updates}
+    lang = str(data.get("language", call.language))
+    account = db.session.get(Account, call.account_id) if call.account_id else None
+    description = f"Account ending {account.last4}" if account else ""
+    twiml = render_turn(turn, lang, call.seq + 1, return_to=data.get("return_to"), description=description)
+    calls.apply(call, turn, twiml)
+    call_events.emit("turn", call, turn=turn)
+    return twiml
+
+
+def start_call(call: CallSession, state: State) -> str:
+    """The first answer of a call beginning in ``state`` (self-service, transfer or callback)."""
+    return answer(call, flows.start(state, calls.DbCallContext(call)))
+
+
+@bp.post("/twilio/voice")
+@twilio_signed
+def incoming_call():
+    """A call comes in: greet the caller (or repeat the greeting if Twilio asks twice)."""
+    form = request.form
+    call, created = calls.begin(
+        form.get("CallSid", ""), from_number=form.get("From"), to_number=form.get("To"), state=flows.INITIAL
+    )
+    if not created and call.last_twiml:
+        db.session.commit()
+        return xml_response(call.last_twiml)
+    logger.info("call %s from %s", call.call_sid, mask(form.get("From")))
+    twiml = start_call(call, flows.INITIAL)
+    db.session.commit()
+    return xml_response(twiml)
+
+
+def _replay_or_none(call: CallSession | None) -> str | None:
+    """The saved answer when this request is one Twilio already had answered (or the call is unknown)."""
+    if call is None:
+        return apology()
+    try:
+        seq = int(request.args.get("seq", ""))
+    except ValueError:
+        return call.last_twiml or apology(call.language)
+    if seq != call.seq:
+        logger.info("call %s: replayed request seq=%s (now %s)", call.call_sid, seq, call.seq)
+        return call.last_twiml or apology(call.language)
+    return None
+
+
+@bp.post("/twilio/voice/step")
+@twilio_signed
+def step():
+    """A ``<Gather>`` answered (``Digits``) or timed out (no ``Digits``): advance the flow."""
+    call = calls.lock(request.form.get("CallSid", ""))
+    replay = _replay_or_none(call)
+    if replay is not None:
+        db.session.commit()
+        return xml_response(replay)
+    assert call is not None
+    event = KeyPress(request.form["Digits"]) if request.form.get("Digits") else Silence()
+    turn = flows.advance(State(call.state), event, calls.DbCallContext(call))
+    twiml = answer(call, turn)
+    db.session.commit()
+    return xml_response(twiml)
+
+
+@bp.post("/twilio/voice/pay")
+@twilio_signed
+def pay_result():
+    """``<Pay>`` finished: charge the token once, then tell the caller how it went."""
+    form = request.form
+    call_sid = form.get("CallSid", "")
+    call = calls.lock(call_sid)
+    replay = _replay_or_none(call)
+    if replay is not None:
+        db.session.commit()
+        return xml_response(replay)
+    assert call is not None
+    seq = call.seq
+    result = form.get("Result", "")
+    token = form.get("PaymentToken", "")
+    if result == "success" and token:
+        if _charge_in_flight(call, seq):
+            call = _wait_for_other_delivery(call_sid, seq)
+            if call is None or call.seq != seq:
+                db.session.commit()
+                return xml_response(call.last_twiml if call and call.last_twiml else apology())
+        outcome = _charge(call, token, form)
+        call = calls.lock(call_sid)  # re-taken: the charge ran without holding the row
+        if call is None or call.seq != seq:
+            db.session.commit()
+            return xml_response(call.last_twiml if call and call.last_twiml else apology())
+    else:
+        label = _PAY_RESULT_LABELS.get(result, UNAVAILABLE)
+        if label == UNAVAILABLE:
+            logger.warning("call %s: <Pay> ended with %s (%s)", call_sid, result or "no result", form.get("PayErrorCode", ""))
+        outcome = PayOutcome(label, {"pay_field": None})
+    turn = flows.advance(State(call.state), outcome, calls.DbCallContext(call))
+    twiml = answer(call, turn)
+    db.session.commit()
+    return xml_response(twiml)
+
+
+CHARGE_WAIT_SECONDS = 10.0
+
+
+def _charge_in_flight(call: CallSession, seq: int) -> bool:
+    """Another delivery of this same <Pay> result is charging right now."""
+    return (call.data or {}).get("charging_seq") == seq
+
+
+def _wait_for_other_delivery(call_sid: str, seq: int) -> CallSession | None:
+    """Let the first delivery finish and reuse its answer; after a while assume it died and go on.
+
+    Going on is safe: the attempt key is the same, so Stripe answers with the same charge.
+    """
+    deadline = time.monotonic() + CHARGE_WAIT_SECONDS
+    call = None
+    while time.monotonic() < deadline:
+        db.session.commit()
+        time.sleep(0.1)
+        call = calls.lock(call_sid)
+        if call is None or call.seq != seq:
+            return call
+    return call
+
+
+def _charge(call: CallSession, token: str, form) -> PayOutcome:
+    """Open the attempt, commit it, charge outside any lock, and settle it. Returns the flow outcome."""
+    data = dict(call.data or {})
+    account = db.session.get(Account, call.account_id) if call.account_id else None
+    amount = int(data.get("amount_cents", 0))
+    if account is None or amount <= 0:
+        logger.error("call %s reached <Pay> without an account or amount", call.call_sid)
+        return PayOutcome(UNAVAILABLE)
+    attempts = int(data.get("pay_attempts", 0)) + 1
+    payment = ledger.open_attempt(
+        # The seq names this one <Pay>: a redelivery has the same key, a new card a new one.
+        attempt_key=f"{call.call_sid}:{call.seq}",
+        account=account,
+        amount_cents=amount,
+        call_sid=call.call_sid,
+        channel=call.channel,
+        language=call.language,
+        caller=call.from_number,
+    )
+    payment_id = payment.id
+    metadata = {
+        "payment_id": str(payment.id),
+        "account_number": account.account_number,
+        "call_sid": call.call_sid,
+        "channel": call.channel,
+    }
+    call.data = {**data, "charging_seq": call.seq}
+    db.session.commit()  # the attempt is on record before any money moves
+
+    gateway = current_app.extensions["ivr.gateway"]
+    try:
+        result = gateway.charge(
+            token=token,
+            amount_cents=amount,
+            currency="usd",
+            idempotency_key=payment.attempt_key,
+            metadata=metadata,
+            customer=form.get("ProfileId") or None,
+            description=f"{current_app.config['ORG_NAME']} account ending {account.last4}",
+        )
+    except PaymentUnavailable:
+        logger.warning("call %s: payment processor unavailable", call.call_sid)
+        payment = db.session.get(Payment, payment_id)
+        ledger.mark_unavailable(payment)
+        return PayOutcome(UNAVAILABLE, {"pay_attempts": attempts})
+
+    payment = ledger.settle(db.session.get(Payment, payment_id), result)
+    if payment.status == "succeeded":
+        return PayOutcome(
+            APPROVED,
+            {
+                "pay_attempts": attempts,
+                "confirmation_number": payment.confirmation_number,
+                "paid_cents": payment.amount_cents,
+                "payment_id": payment.id,
+            },
+        )
+    return PayOutcome(DECLINED, {"pay_attempts": attempts, "decline_code": payment.decline_code})
+
+
+@bp.post("/twilio/voice/pay-status")
+@twilio_signed
+def pay_status():
+    """``<Pay>`` progress: remember which field the caller is entering (agents see it)."""
+    call = calls.lock(request.form.get("CallSid", ""))
+    if call is not None:
+        field = request.form.get("For")
+        if field:
+            call.data = {**(call.data or {}), "pay_field": field}
+            call_events.emit("pay_field", call, field=field)
+    db.session.commit()
+    return ("", 204)
+
+
+@bp.post("/twilio/voice/status")
+@twilio_signed
+def call_status():
+    """Call status callback: record the status and close the call's session when it has ended."""
+    call = calls.lock(request.form.get("CallSid", ""))
+    if call is not None:
+        status = request.form.get("CallStatus", "")
+        call.call_status = status
+        if status in {"completed", "busy", "failed", "no-answer", "canceled"} and call.ended_at is None:
+            call.ended_at = utcnow()
+        call_events.emit("status", call, status=status, form=request.form)
+    db.session.commit()
+    return ("", 204)

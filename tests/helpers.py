@@ -1,0 +1,189 @@
+"""Test helpers: a caller that signs like Twilio, and HTTP-level fakes of Stripe and Twilio for `responses`."""
+
+import json
+import re
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+from lxml import etree
+
+from ivr.twilio_adapter import compute_signature
+from payments.test_cards import BY_PAYMENT_METHOD
+
+BASE = "https://ivr.example.coop"
+TOKEN = "test-auth-token"
+ACCOUNT_SID = "AC" + "a" * 32
+
+
+class CallActions:
+    """Play Twilio's part in a call: sign each request, follow the TwiML's action URLs."""
+
+    def __init__(self, client, *, from_="+12025550143", to="+18005550100", call_sid=None, token=TOKEN):
+        self.client = client
+        self.token = token
+        self.call_sid = call_sid or "CA" + uuid.uuid4().hex
+        self.from_ = from_
+        self.to = to
+        self.root = None
+        self.last_status = None
+
+    def params(self, **extra):
+        base = {
+            "CallSid": self.call_sid,
+            "AccountSid": ACCOUNT_SID,
+            "From": self.from_,
+            "To": self.to,
+            "Direction": "inbound",
+            "CallStatus": "in-progress",
+            "ApiVersion": "2010-04-01",
+        }
+        base.update({k: v for k, v in extra.items() if v is not None})
+        return base
+
+    def post(self, url, params, *, signature=None):
+        """POST ``params`` to the absolute public ``url`` as Twilio would; returns the parsed TwiML root."""
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        sig = compute_signature(url, params, self.token) if signature is None else signature
+        response = self.client.post(path, data=params, headers={"X-Twilio-Signature": sig})
+        self.last_status = response.status_code
+        if response.status_code == 200 and response.data.strip().startswith(b"<?xml"):
+            assert response.mimetype in ("text/xml", "application/xml")
+            self.root = etree.fromstring(response.data)
+            return self.root
+        return response
+
+    def start(self):
+        return self.post(f"{BASE}/twilio/voice", self.params(CallStatus="ringing"))
+
+    def gather_action(self):
+        actions = self.root.xpath("./Gather/@action")
+        assert len(actions) == 1, etree.tostring(self.root).decode()
+        return actions[0]
+
+    def press(self, digits):
+        """Key ``digits`` into the current ``<Gather>``."""
+        return self.post(self.gather_action(), self.params(Digits=digits))
+
+    def silence(self):
+        """Let the ``<Gather>`` time out: Twilio follows the ``<Redirect>`` after it."""
+        url = self.root.xpath("./Redirect/text()")[0]
+        return self.post(url, self.params())
+
+    def pay_action(self):
+        actions = self.root.xpath("./Pay/@action")
+        assert len(actions) == 1, etree.tostring(self.root).decode()
+        return actions[0]
+
+    def pay(self, payment_method="pm_card_visa", *, result="success", **extra):
+        """Answer ``<Pay>`` the way Twilio's Stripe connector does (tokenize mode)."""
+        card = BY_PAYMENT_METHOD.get(payment_method)
+        params = self.params(
+            Result=result,
+            PaymentMethod="credit-card",
+            **(
+                {
+                    "PaymentToken": payment_method,
+                    "PaymentCardNumber": "xxxxxxxxxxxx" + (card.number[-4:] if card else "4242"),
+                    "PaymentCardType": card.brand if card else "visa",
+                    "ExpirationDate": "1229",
+                    "SecurityCode": "***",
+                    "PaymentCardPostalCode": "30301",
+                }
+                if result == "success"
+                else {}
+            ),
+            **extra,
+        )
+        self.last_pay_params = params
+        return self.post(self.pay_action(), params)
+
+    def status(self, status="completed"):
+        return self.post(f"{BASE}/twilio/voice/status", self.params(CallStatus=status, CallDuration="42"))
+
+    def said(self):
+        """Everything said in the current answer, as one string."""
+        return " ".join(t.strip() for t in self.root.xpath("//Say/text()"))
+
+
+def _stripe_error(status, error):
+    return (status, {"Content-Type": "application/json", "Request-Id": "req_test"}, json.dumps({"error": error}))
+
+
+class StripeFake:
+    """Stripe's PaymentIntents and PaymentMethods endpoints, stateful, with real idempotency.
+
+    Response bodies follow the documented PaymentIntent and error objects. ``fail_next`` makes the
+    next N requests answer 500 (and, as Stripe does, the saved result of a key is replayed).
+    """
+
+    def __init__(self, rsps, base="https://api.stripe.com"):
+        self.rsps = rsps
+        self.saved = {}
+        self.intents = []  # every PaymentIntent actually created
+        self.requests = []
+        self.fail_next = 0
+        rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_intents$"), self._create_intent)
+        rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_methods$"), self._create_pm)
+
+    def _create_intent(self, request):
+        self.requests.append(request)
+        key = request.headers.get("Idempotency-Key")
+        if key in self.saved:
+            return self.saved[key]
+        if self.fail_next:
+            self.fail_next -= 1
+            answer = _stripe_error(500, {"type": "api_error", "message": "An unknown error occurred"})
+            self.saved[key] = answer
+            return answer
+        form = {k: v[0] for k, v in parse_qs(request.body if isinstance(request.body, str) else request.body.decode()).items()}
+        pm = form.get("payment_method", "")
+        card = BY_PAYMENT_METHOD.get(pm)
+        intent_id = "pi_" + uuid.uuid4().hex[:24]
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": int(form["amount"]),
+            "amount_received": 0,
+            "currency": form["currency"],
+            "metadata": {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")},
+            "payment_method": pm,
+            "livemode": False,
+            "status": "requires_payment_method",
+            "latest_charge": None,
+        }
+        self.intents.append(intent)
+        if card is None:
+            answer = _stripe_error(400, {"type": "invalid_request_error", "code": "resource_missing",
+                                         "param": "payment_method", "message": f"No such PaymentMethod: '{pm}'"})
+        elif card.decline_code:
+            intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "decline_code": card.decline_code}
+            code = card.decline_code if card.decline_code in ("expired_card", "incorrect_cvc", "processing_error") else "card_declined"
+            answer = _stripe_error(402, {"type": "card_error", "code": code, "decline_code": card.decline_code,
+                                         "message": "Your card was declined.", "payment_intent": intent})
+        else:
+            intent.update(status="succeeded", amount_received=intent["amount"])
+            intent["latest_charge"] = {
+                "id": "ch_" + uuid.uuid4().hex[:24], "object": "charge", "amount": intent["amount"],
+                "paid": True, "status": "succeeded",
+                "payment_method_details": {"type": "card", "card": {"brand": card.brand, "last4": card.number[-4:]}},
+            }
+            intent["payment_method"] = {"id": pm, "object": "payment_method", "type": "card",
+                                        "card": {"brand": card.brand, "last4": card.number[-4:]}}
+            answer = (200, {"Content-Type": "application/json", "Request-Id": "req_test"}, json.dumps(intent))
+        self.saved[key] = answer
+        return answer
+
+    def _create_pm(self, request):
+        form = {k: v[0] for k, v in parse_qs(request.body if isinstance(request.body, str) else request.body.decode()).items()}
+        tok = form.get("card[token]", "")
+        card = BY_PAYMENT_METHOD.get(tok)
+        if card is None:
+            return _stripe_error(400, {"type": "invalid_request_error", "code": "resource_missing", "message": "No such token"})
+        body = {"id": card.payment_method, "object": "payment_method", "type": "card",
+                "card": {"brand": card.brand, "last4": card.number[-4:]}}
+        return (200, {"Content-Type": "application/json"}, json.dumps(body))
+
+    @property
+    def successful_charges(self):
+        return [i for i in self.intents if i["status"] == "succeeded"]

@@ -1,0 +1,175 @@
+"""The flow table is well formed, every prompt exists in both languages, and the README shows it."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import prompts
+from flows import FLOW, INITIAL, Keys, Pay, State
+from flows.engine import KeyPress, Silence, advance, start
+from flows.render import markdown
+from flows.steps import AccountView
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_state_has_a_step_and_every_target_exists():
+    assert set(FLOW) == set(State)
+    for state, step in FLOW.items():
+        for target in step.on.values():
+            assert target in FLOW, (state, target)
+
+
+def test_every_state_is_reachable_from_the_start_or_is_an_entry_point():
+    entry_points = {INITIAL, State.TRANSFER_CONFIRM, State.CALLBACK_WELCOME}
+    engine_targets = {State.AGENT, State.NO_INPUT, State.TOO_MANY_ATTEMPTS}
+    seen, todo = set(), list(entry_points | engine_targets)
+    while todo:
+        state = todo.pop()
+        if state in seen:
+            continue
+        seen.add(state)
+        step = FLOW[state]
+        todo.extend(step.on.values())
+        if step.on_silence:
+            todo.append(step.on_silence)
+    assert seen == set(FLOW)
+
+
+def test_final_steps_expect_nothing_and_others_have_a_way_out():
+    for state, step in FLOW.items():
+        if step.final:
+            assert step.expect is None and not step.on, state
+        else:
+            assert step.on, state
+            assert step.expect is not None or step.route is not None, state
+
+
+def test_one_key_menus_only_list_single_keys():
+    for state, step in FLOW.items():
+        if isinstance(step.expect, Keys) and step.expect.num_digits == 1 and step.decide is None:
+            assert all(len(label) == 1 and label in "0123456789*#" for label in step.on), state
+
+
+def test_prompt_catalogues_have_identical_keys_and_placeholders():
+    en, es = prompts.catalog("en"), prompts.catalog("es")
+    assert set(en) == set(es)
+    for key in en:
+        assert prompts.placeholders(en[key]) == prompts.placeholders(es[key]), key
+
+
+def test_every_prompt_key_the_flow_names_exists():
+    source = (ROOT / "flows").glob("*.py")
+    named = set()
+    for path in source:
+        named |= set(re.findall(r'Prompt\("([a-z0-9_]+)"', path.read_text()))
+    for step in FLOW.values():
+        if not callable(step.say):
+            named |= set(step.say)
+    named |= {"silence_reprompt", "invalid_key"}
+    missing = named - set(prompts.catalog("en"))
+    assert not missing
+
+
+def test_no_prompt_is_too_long_to_sit_through():
+    for lang in prompts.LANGUAGES:
+        for key, value in prompts.catalog(lang).items():
+            assert len(value) <= 320, (lang, key)
+
+
+@pytest.mark.parametrize("package", ["flows", "payments", "prompts"])
+def test_inner_packages_do_not_import_each_other_or_the_web_layer(package):
+    forbidden = {"flows", "payments", "prompts", "ivr", "flask", "sqlalchemy"} - {package}
+    if package == "payments":
+        forbidden -= {"sqlalchemy"}
+    for path in (ROOT / package).glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, (path.name, name)
+
+
+def test_only_the_adapters_import_the_sdks():
+    importers = {"twilio": set(), "stripe": set()}
+    for path in ROOT.glob("*/**/*.py"):
+        if path.parts[len(ROOT.parts)] in {"tests", ".venv", "bench", "build"}:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            else:
+                continue
+            for mod in mods:
+                top = mod.split(".")[0]
+                if top in importers:
+                    importers[top].add(str(path.relative_to(ROOT)))
+    assert importers["twilio"] == {"ivr/twilio_adapter.py"}
+    assert importers["stripe"] == {"payments/stripe_gateway.py"}
+
+
+def test_readme_flow_table_matches_the_code():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- flow-table -->")[1].split("<!-- /flow-table -->")[0]
+    assert block.strip() == markdown().strip()
+
+
+class FakeContext:
+    """A 10-line CallContext for engine tests."""
+
+    def __init__(self, data=None, accounts=(), agent=False, correct=("12345001", "0143")):
+        self.data = dict(data or {})
+        self.agent_available = agent
+        self.min_payment_cents = 100
+        self.max_payment_cents = None
+        self._accounts = list(accounts)
+        self._correct = correct
+        self.identified = None
+
+    def caller_accounts(self):
+        return self._accounts
+
+    def account(self):
+        return self.identified or (self._accounts[0] if self._accounts else None)
+
+    def verify(self, number, last4):
+        ok = (number, last4) == self._correct
+        if ok:
+            self.identified = AccountView(number, 5000, 0, None, "en", "active")
+        return ok
+
+
+def test_engine_walks_from_greeting_to_card_entry_without_io():
+    ctx = FakeContext()
+    turn = start(State.WELCOME, ctx)
+    assert turn.state == State.WELCOME and isinstance(turn.expect, Keys)
+    turn = advance(turn.state, Silence(), ctx)
+    assert turn.state == State.ENTER_ACCOUNT
+    ctx.data.update(turn.updates)
+    turn = advance(turn.state, KeyPress("12345001"), ctx)
+    ctx.data.update(turn.updates)
+    turn = advance(turn.state, KeyPress("0143"), ctx)
+    assert turn.state == State.SUMMARY
+    ctx.data.update(turn.updates)
+    turn = advance(turn.state, KeyPress("1"), ctx)
+    assert turn.state == State.CARD_ENTRY and isinstance(turn.expect, Pay)
+    assert turn.updates["amount_cents"] == 5000
+
+
+def test_engine_sends_too_many_wrong_keys_to_goodbye_or_the_agent():
+    for agent, ending in ((False, State.GOODBYE), (True, State.AGENT)):
+        ctx = FakeContext(data={"candidate": "1"}, agent=agent)
+        state = State.OFFER_CALLER_ID
+        for _ in range(3):
+            turn = advance(state, KeyPress("5"), ctx)
+            ctx.data.update(turn.updates)
+        assert turn.state == ending
