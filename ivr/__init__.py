@@ -15,7 +15,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config())
     if overrides:
         app.config.update(overrides)
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    # Connections are checked out per request; a dead one fails that request and is replaced.
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_recycle": 1800})
 
     from .extensions import db
 

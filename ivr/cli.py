@@ -51,6 +51,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--poll", default=2.0, show_default=True, help="seconds between polls")
 def worker(once: bool, poll: float) -> None:
     """Send what the outbox holds (SMS receipts, reminders)."""
+    from sqlalchemy.orm import sessionmaker
+
     from . import worker as outbox
     from .extensions import db
 
@@ -66,7 +68,7 @@ def worker(once: bool, poll: float) -> None:
             return
         click.echo("worker: sending queued texts; Ctrl-C stops", err=True)
         try:
-            outbox.run_forever(lambda: db.session, sender, poll_seconds=poll, **options)
+            outbox.run_forever(sessionmaker(bind=db.engine), sender, poll_seconds=poll, **options)
         except KeyboardInterrupt:
             pass
 

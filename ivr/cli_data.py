@@ -1,0 +1,60 @@
+"""The ``ivr accounts import`` and ``ivr payments export`` commands.
+
+Both use ``db.session``, so they run inside an app context: ``ivr/cli.py`` creates the app and
+pushes its context before invoking them.
+"""
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from flask import current_app
+
+from .accounts_csv import CsvImportError, import_accounts
+from .extensions import db
+from .payments_csv import export_payments
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def accounts_import_command(file: Path) -> None:
+    """Create or update member accounts from the billing system's CSV FILE.
+
+    Every row is checked first; if any is bad, each problem is listed and nothing is imported.
+    Needs an app context (db.session).
+    """
+    try:
+        with file.open("rb") as stream:
+            report = import_accounts(db.session, stream)
+    except CsvImportError as exc:
+        for line, message in exc.errors:
+            click.echo(f"line {line}: {message}", err=True)
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+    click.echo(
+        f"Imported {report.total} accounts: {report.created} new, "
+        f"{report.updated} updated, {report.unchanged} unchanged"
+    )
+
+
+@click.command("export")
+@click.option(
+    "--date",
+    "on_date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Only payments made on this day (YYYY-MM-DD), a calendar day in ORG_TIMEZONE.",
+)
+def payments_export_command(on_date: datetime | None) -> None:
+    """Write the payments posting file (CSV) to stdout; paid_at is in UTC.
+
+    Needs an app context (db.session, ORG_TIMEZONE).
+    """
+    # The co-op's business day, not UTC's: an evening payment belongs to the day the member made it.
+    tz = current_app.config.get("ORG_TIMEZONE") or "UTC"
+    export_payments(
+        db.session,
+        sys.stdout,
+        on_date=on_date.date() if on_date else None,
+        tz=tz,
+    )

@@ -1,0 +1,71 @@
+"""Outgoing SMS: the SmsSender interface, the Twilio sender and the sandbox sender (`ivr demo`)."""
+
+import sys
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import Any, Protocol, TextIO
+
+from .masking import mask
+from .twilio_adapter import SentMessage, TwilioApiError, TwilioRest
+
+__all__ = [
+    "SandboxSmsSender",
+    "SentMessage",
+    "SmsSender",
+    "TwilioApiError",
+    "TwilioSmsSender",
+    "build_sms_sender",
+]
+
+
+class SmsSender(Protocol):
+    """Anything that can send one text; raises TwilioApiError when the provider refuses."""
+
+    def send(self, to: str, body: str) -> SentMessage: ...
+
+
+class TwilioSmsSender:
+    """Send texts through Twilio's Messages API."""
+
+    def __init__(self, rest: TwilioRest) -> None:
+        self.rest = rest
+
+    def send(self, to: str, body: str) -> SentMessage:
+        """Create one Message; raise TwilioApiError on refusal."""
+        return self.rest.send_sms(to, body)
+
+
+class SandboxSmsSender:
+    """Print each text instead of sending it (local runs and `ivr demo`); never in production."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        # Resolved at send time so a redirected sys.stdout (tests, the demo runner) is honoured.
+        self._stream = stream
+        self._lock = threading.Lock()
+        self.sent: list[tuple[str, str, str]] = []
+
+    def send(self, to: str, body: str) -> SentMessage:
+        """Print the text with the recipient masked and return a made-up ``SM…`` sid."""
+        sid = "SM" + uuid.uuid4().hex
+        stream = self._stream or sys.stdout
+        with self._lock:
+            print(f"[sms to {mask(to)}] {body}", file=stream, flush=True)
+            self.sent.append((to, body, sid))
+        return SentMessage(sid=sid, status="queued")
+
+
+def build_sms_sender(config: Mapping[str, Any]) -> SmsSender:
+    """Return the sender named by ``config["SMS_SENDER"]`` ('twilio' or 'sandbox')."""
+    choice = (config.get("SMS_SENDER") or "").strip().lower()
+    if choice == "twilio":
+        rest = TwilioRest(
+            config["TWILIO_ACCOUNT_SID"],
+            config["TWILIO_AUTH_TOKEN"],
+            from_number=config["TWILIO_FROM_NUMBER"],
+            api_base=config.get("TWILIO_API_BASE"),
+        )
+        return TwilioSmsSender(rest)
+    if choice == "sandbox":
+        return SandboxSmsSender()
+    raise ValueError(f"SMS_SENDER must be 'twilio' or 'sandbox', not {choice!r}")

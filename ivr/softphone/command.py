@@ -1,0 +1,134 @@
+"""The ``ivr call`` command: a softphone in the terminal."""
+
+import sys
+
+import click
+
+from ivr.config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+
+from .call import DEFAULT_FROM, DEFAULT_URL, place_call
+from .caller import parse_card, parse_keys
+
+
+def _check_keys(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        if value is not None:
+            parse_keys(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _check_cards(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for spec in value:
+        try:
+            parse_card(spec)
+        except ValueError as exc:
+            # Never echo the spec: it holds a card number.
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@click.command("call")
+@click.option(
+    "--url",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The number's Voice URL, or an origin (then /twilio/voice); signatures cover it.",
+)
+@click.option(
+    "--from", "from_", default=DEFAULT_FROM, show_default=True, help="Caller's number (E.164)."
+)
+@click.option(
+    "--to",
+    envvar="TWILIO_FROM_NUMBER",
+    default="+15005550006",
+    show_default=True,
+    help="The co-op's number that is called.",
+)
+@click.option(
+    "--keys",
+    callback=_check_keys,
+    help='Scripted keys, one token per <Gather>, e.g. "1 12345001# 4567 1"; _ = silence.',
+)
+@click.option(
+    "--card",
+    "cards",
+    multiple=True,
+    callback=_check_cards,
+    help="One per <Pay>: number,MM/YY,cvc,zip; 'a|b' in a field = first try, then retry.",
+)
+@click.option("--hangup-in-pay", is_flag=True, help="Hang up when <Pay> starts (scripted mode).")
+@click.option(
+    "--via", multiple=True, help="Send requests round robin to these origins (a load balancer)."
+)
+@click.option(
+    "--status-callback",
+    default=None,
+    help="Call status callback URL [default: {url origin}/twilio/voice/status; '' for none].",
+)
+@click.option(
+    "--auth-token",
+    envvar="TWILIO_AUTH_TOKEN",
+    default=DEV_AUTH_TOKEN,
+    show_default="the development token",
+    help="Signs every request.",
+)
+@click.option(
+    "--account-sid", envvar="TWILIO_ACCOUNT_SID", default=DEV_ACCOUNT_SID, show_default=True
+)
+@click.option(
+    "--dial-status",
+    type=click.Choice(["completed", "busy", "no-answer", "failed"]),
+    default="completed",
+    show_default=True,
+    help="How a <Dial>ed party answers.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the transcript as JSON (live view goes to stderr).",
+)
+@click.option("--speak", is_flag=True, help="Read prompts aloud with espeak-ng.")
+def call_command(
+    url,
+    from_,
+    to,
+    keys,
+    cards,
+    hangup_in_pay,
+    via,
+    status_callback,
+    auth_token,
+    account_sid,
+    dial_status,
+    as_json,
+    speak,
+) -> None:
+    """Place a simulated phone call against a running server, exactly as Twilio would.
+
+    Without --keys or --card the call is interactive: type keys and Enter for each prompt
+    (empty line = silence); card details are typed hidden. Exits 1 on an application error.
+    """
+    live = sys.stderr if as_json else sys.stdout
+    result = place_call(
+        url,
+        from_=from_,
+        to=to,
+        keys=keys,
+        cards=cards,
+        hangup_in_pay=hangup_in_pay,
+        via=via,
+        status_callback=status_callback,
+        auth_token=auth_token,
+        account_sid=account_sid,
+        dial_status=dial_status,
+        out=live,
+        speak=speak,
+    )
+    if as_json:
+        click.echo(result.to_json())
+    click.get_current_context().exit(result.exit_code)

@@ -1,0 +1,70 @@
+"""SandboxGateway: Stripe's documented test-card outcomes without a network, for demos and dev.
+
+It keeps no state, so several server processes agree: the outcome comes from the token alone and the
+PaymentIntent id from the idempotency key alone.
+"""
+
+import hashlib
+import logging
+from collections.abc import Mapping
+
+from .gateway import ChargeResult, GatewayEvent, PaymentUnavailable
+from .stripe_gateway import verify_event
+from .test_cards import BY_PAYMENT_METHOD
+
+logger = logging.getLogger(__name__)
+
+# Charging this token behaves like Stripe being unreachable, to demo the "try again later" path.
+UNAVAILABLE_TOKEN = "pm_sandbox_unavailable"
+
+
+class SandboxGateway:
+    """Answer like Stripe's test mode for the test cards in ``payments.test_cards``."""
+
+    def __init__(self, *, webhook_secret: str) -> None:
+        self._webhook_secret = webhook_secret
+
+    def charge(
+        self,
+        *,
+        token: str,
+        amount_cents: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
+        customer: str | None = None,
+        description: str | None = None,
+    ) -> ChargeResult:
+        """Return the outcome Stripe documents for the test card behind ``token``.
+
+        :raises PaymentUnavailable: for ``pm_sandbox_unavailable``.
+        """
+        if token == UNAVAILABLE_TOKEN:
+            logger.warning("sandbox: simulating Stripe unavailable")
+            raise PaymentUnavailable("sandbox: simulated Stripe outage")
+        card = BY_PAYMENT_METHOD.get(token)
+        if card is None:
+            # Stripe answers an unknown PaymentMethod with a 400 before any PaymentIntent exists.
+            logger.info("sandbox: unknown payment method")
+            return ChargeResult(False, None, "resource_missing")
+        intent_id = payment_intent_id(idempotency_key)
+        last4 = card.number[-4:]
+        if card.decline_code:
+            logger.info("sandbox: declined %s code=%s", intent_id, card.decline_code)
+            return ChargeResult(
+                False, intent_id, card.decline_code, card.brand, last4, "requires_payment_method"
+            )
+        logger.info("sandbox: approved %s", intent_id)
+        return ChargeResult(True, intent_id, None, card.brand, last4, "succeeded")
+
+    def parse_event(self, payload: bytes, signature: str) -> GatewayEvent:
+        """Verify a ``Stripe-Signature`` header exactly as the Stripe gateway does.
+
+        :raises InvalidWebhook: missing, stale or wrong signature, or a payload that is no event.
+        """
+        return verify_event(payload, signature, self._webhook_secret)
+
+
+def payment_intent_id(idempotency_key: str) -> str:
+    """Return the sandbox PaymentIntent id for an attempt: the same key always gives the same id."""
+    return "pi_sandbox_" + hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:24]

@@ -1,0 +1,238 @@
+"""StripeGateway, the only importer of ``stripe``: a card token becomes one confirmed PaymentIntent.
+
+Business outcomes (approved, declined) come back as a ChargeResult; anything that leaves us not
+knowing whether Stripe can serve us (network, 5xx, auth, rate limit) raises PaymentUnavailable.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import stripe
+from stripe.params import PaymentIntentCreateParams
+
+from .gateway import ChargeResult, GatewayEvent, InvalidWebhook, PaymentUnavailable
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+# InvalidRequestError codes meaning "this card or token can't be used": the caller may try another.
+_PAYMENT_METHOD_CODES = frozenset(
+    {
+        "resource_missing",
+        "token_already_used",
+        "payment_method_unactivated",
+        "payment_method_unexpected_state",
+        "payment_method_invalid_parameter",
+        "payment_method_not_available",
+        "card_decline_rate_limit_exceeded",
+    }
+)
+
+
+class StripeGateway:
+    """Charge Twilio-tokenized cards through Stripe's PaymentIntents API."""
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        webhook_secret: str,
+        api_base: str | None = None,
+        moto: bool = False,
+        max_network_retries: int = 2,
+    ) -> None:
+        # A client instance, never module globals: tests and several co-ops hold different keys.
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=max_network_retries,
+        )
+        self._webhook_secret = webhook_secret
+        self._moto = moto
+
+    def charge(
+        self,
+        *,
+        token: str,
+        amount_cents: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
+        customer: str | None = None,
+        description: str | None = None,
+    ) -> ChargeResult:
+        """Create and confirm one PaymentIntent for ``token`` (``pm_…`` or ``tok_…``).
+
+        :raises PaymentUnavailable: network failure, 5xx, rate limit, auth or idempotency failure.
+        """
+        try:
+            payment_method = self._payment_method_for(token, idempotency_key)
+            intent = self._client.v1.payment_intents.create(
+                params=self._intent_params(
+                    payment_method, amount_cents, currency, metadata, customer, description
+                ),
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.CardError as error:
+            return _declined_by_card_error(error)
+        except stripe.InvalidRequestError as error:
+            return _declined_by_invalid_request(error)
+        except stripe.StripeError as error:
+            # APIConnectionError, APIError (5xx), RateLimitError, AuthenticationError,
+            # PermissionError, IdempotencyError, …: nothing about the card, so the caller
+            # hears "try later", not "declined".
+            logger.warning(
+                "stripe unavailable: %s (http %s, request %s)",
+                type(error).__name__,
+                error.http_status,
+                error.request_id,
+            )
+            raise PaymentUnavailable(f"Stripe unavailable: {type(error).__name__}") from error
+        return _result_of_intent(intent.to_dict())
+
+    def parse_event(self, payload: bytes, signature: str) -> GatewayEvent:
+        """Verify a ``Stripe-Signature`` header and return the event.
+
+        :raises InvalidWebhook: missing, stale or wrong signature, or a payload that is no event.
+        """
+        return _verified(self._client.construct_event, payload, signature, self._webhook_secret)
+
+    def _payment_method_for(self, token: str, idempotency_key: str) -> str:
+        if not token.startswith("tok_"):
+            return token
+        # Legacy Twilio token types give a tok_; PaymentIntents need a PaymentMethod. Its own key
+        # keeps a retried attempt from spending the single-use token twice.
+        payment_method = self._client.v1.payment_methods.create(
+            params={"type": "card", "card": {"token": token}},
+            options={"idempotency_key": f"{idempotency_key}:pm"},
+        )
+        return payment_method.id
+
+    def _intent_params(
+        self,
+        payment_method: str,
+        amount_cents: int,
+        currency: str,
+        metadata: Mapping[str, str],
+        customer: str | None,
+        description: str | None,
+    ) -> PaymentIntentCreateParams:
+        params: PaymentIntentCreateParams = {
+            "amount": int(amount_cents),
+            "currency": currency.lower(),
+            "payment_method": payment_method,
+            "confirm": True,
+            # Card only, so no redirects: the whole payment is confirmed here, on the server. The
+            # pinned API version (endive) rejects the older payment_method_types with a 400
+            # payment_method_types_no_longer_supported; allowed_payment_method_types replaces it.
+            "allowed_payment_method_types": ["card"],
+            # A caller on a phone cannot complete 3-D Secure: fail now rather than leave it pending.
+            "error_on_requires_action": True,
+            "metadata": dict(metadata),
+            "expand": ["latest_charge", "payment_method"],
+        }
+        if customer:
+            # A PaymentMethod attached to a Customer (Twilio's reusable tokens) must name it.
+            params["customer"] = customer
+        if description:
+            params["description"] = description
+        if self._moto:
+            # Stripe rejects this flag on accounts without MOTO enabled, so it is opt-in.
+            params["payment_method_options"] = {"card": {"moto": True}}
+        return params
+
+
+def verify_event(payload: bytes, signature: str, secret: str) -> GatewayEvent:
+    """Verify a ``Stripe-Signature`` header against ``secret`` and return the event.
+
+    :raises InvalidWebhook: missing, stale or wrong signature, or a payload that is not an event.
+    """
+    return _verified(stripe.Webhook.construct_event, payload, signature, secret)
+
+
+def _verified(
+    construct: Callable[..., Any], payload: bytes, signature: str, secret: str
+) -> GatewayEvent:
+    try:
+        event = construct(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
+        values = event.to_dict()
+    except Exception as error:  # signature, JSON, encoding or shape: all mean "not a Stripe event"
+        raise InvalidWebhook(f"invalid Stripe webhook: {type(error).__name__}") from error
+    data = values.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    event_id, event_type = values.get("id"), values.get("type")
+    if (
+        not isinstance(event_id, str)
+        or not isinstance(event_type, str)
+        or not isinstance(obj, dict)
+    ):
+        raise InvalidWebhook("payload is not a Stripe event")
+    return GatewayEvent(id=event_id, type=event_type, object=obj)
+
+
+def _result_of_intent(intent: Mapping[str, Any]) -> ChargeResult:
+    status = intent.get("status")
+    brand, last4 = _card_of(intent)
+    if status == "succeeded":
+        logger.info("stripe charge approved: %s", intent.get("id"))
+        return ChargeResult(True, intent.get("id"), None, brand, last4, status)
+    if status == "requires_action":
+        code = "authentication_required"
+    elif status == "requires_payment_method":
+        error = intent.get("last_payment_error") or {}
+        code = error.get("decline_code") or error.get("code") or "generic_decline"
+    else:
+        # processing, canceled, …: not money we can promise the caller; webhooks settle it later.
+        code = str(status)
+    logger.info("stripe charge not approved: %s status=%s code=%s", intent.get("id"), status, code)
+    return ChargeResult(False, intent.get("id"), code, brand, last4, status)
+
+
+def _declined_by_card_error(error: stripe.CardError) -> ChargeResult:
+    details = error.error.to_dict() if error.error is not None else {}
+    code = details.get("decline_code") or error.code or "card_declined"
+    intent = details.get("payment_intent") or {}
+    brand, last4 = _card_of(intent)
+    logger.info(
+        "stripe card declined: %s code=%s request=%s", intent.get("id"), code, error.request_id
+    )
+    return ChargeResult(False, intent.get("id"), code, brand, last4, intent.get("status"))
+
+
+def _declined_by_invalid_request(error: stripe.InvalidRequestError) -> ChargeResult:
+    param = error.param or ""
+    about_card = param in {"payment_method", "card", "card[token]", "token"} or (
+        error.code in _PAYMENT_METHOD_CODES and not param.startswith("payment_method_options")
+    )
+    if not about_card:
+        # Our request was wrong (a bug or an account setting such as MOTO): nothing was charged,
+        # and telling the caller their card was declined would be false.
+        logger.error(
+            "stripe rejected the request: code=%s param=%s request=%s",
+            error.code,
+            param,
+            error.request_id,
+        )
+        raise PaymentUnavailable(f"Stripe rejected the request: {error.code}") from error
+    logger.info("stripe payment method refused: code=%s request=%s", error.code, error.request_id)
+    return ChargeResult(False, None, error.code or "invalid_payment_method")
+
+
+def _card_of(intent: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """Return (brand, last4) from an expanded latest_charge, else an expanded payment_method."""
+    charge = intent.get("latest_charge")
+    if isinstance(charge, dict):
+        card = (charge.get("payment_method_details") or {}).get("card")
+        if isinstance(card, dict) and card.get("last4"):
+            return _brand(card), card.get("last4")
+    method = intent.get("payment_method")
+    if isinstance(method, dict) and isinstance(method.get("card"), dict):
+        return _brand(method["card"]), method["card"].get("last4")
+    return None, None
+
+
+def _brand(card: Mapping[str, Any]) -> str | None:
+    brand = card.get("brand")
+    return brand.lower() if isinstance(brand, str) else None

@@ -1,0 +1,102 @@
+"""End to end: real ``ivr serve`` (gunicorn) and ``ivr worker`` processes on loopback, called by ``ivr call``."""
+
+import json
+import re
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+import ivr.all_models  # noqa: F401
+from ivr.demo import demo_accounts_csv
+from ivr.extensions import db
+from live import LiveServer, ivr_env
+from live import ivr as run_ivr
+
+pytestmark = pytest.mark.e2e
+
+VISA = "4242424242424242,12/30,123,30301"
+INSUFFICIENT_FUNDS = "4000000000009995,12/30,123,30301"
+DANA = "+12025550143"  # two demo accounts on this phone
+ROSA = "+12025550178"  # a Spanish-speaking member
+
+
+@pytest.fixture
+def live_env(database_url, tmp_path):
+    """A migrated database holding the demo accounts, and the environment for ``ivr`` processes."""
+    env = ivr_env(database_url)
+    assert run_ivr("db", "upgrade", env=env).returncode == 0
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(demo_accounts_csv(date.today()))
+    result = run_ivr("accounts", "import", str(accounts), env=env)
+    assert result.returncode == 0, result.stderr
+    yield env
+    engine = sa.create_engine(database_url)
+
+    with engine.begin() as conn:
+        db.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+def place_call(server_url, *args, env):
+    result = run_ivr("call", "--url", server_url, "--json", *args, env=env)
+    transcript = json.loads(result.stdout)
+    said = " ".join(say["text"] for step in transcript["steps"] for say in step["says"])
+    return result, transcript, said
+
+
+def test_full_payment_then_receipt_from_the_worker_and_a_posting_file(live_env):
+    with LiveServer(live_env, workers=2) as server:
+        result, transcript, said = place_call(server.url, "--from", DANA, "--keys", "_ 1 0143 1", "--card", VISA, env=server.env)
+    assert result.returncode == 0, result.stderr
+    assert transcript["problems"] == []
+    assert "eighty-four dollars and seventeen cents was approved" in said
+    confirmation = re.search(r"confirmation number is ((?:\d ){7}\d)", said).group(1).replace(" ", "")
+    assert "4242424242424242" not in result.stdout and "123,30301" not in result.stdout
+
+    sent = run_ivr("worker", "--once", env=live_env)
+    assert sent.returncode == 0, sent.stderr
+    assert f"Confirmation {confirmation}" in sent.stdout and "$84.17" in sent.stdout
+    again = run_ivr("worker", "--once", env=live_env)
+    assert confirmation not in again.stdout  # sent once, never twice
+
+    export = run_ivr("payments", "export", env=live_env)
+    assert export.stdout.splitlines()[0].startswith("confirmation_number,account_number,amount,currency,paid_at")
+    assert re.search(rf"^{confirmation},12345001,84\.17,", export.stdout, re.M)
+
+
+def test_decline_then_success(live_env):
+    with LiveServer(live_env) as server:
+        result, transcript, said = place_call(
+            server.url, "--from", DANA, "--keys", "_ 2 0143 1 1", "--card", INSUFFICIENT_FUNDS, "--card", VISA,
+            env=server.env,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "declined for insufficient funds" in said
+    assert "two hundred twelve dollars and fifty cents was approved" in said
+
+
+def test_spanish_call(live_env):
+    with LiveServer(live_env) as server:
+        result, transcript, said = place_call(server.url, "--from", ROSA, "--keys", "_ 1 0178 1", "--card", VISA, env=server.env)
+    assert result.returncode == 0, result.stderr
+    assert "Su saldo es de ciento treinta y un dólares con seis centavos" in said
+    assert "fue aprobado" in said
+    languages = {say["language"] for step in transcript["steps"][3:] for say in step["says"]}
+    assert languages == {"es-US"}
+
+
+def test_two_server_processes_answer_alternate_webhooks_of_one_call(live_env):
+    with LiveServer(live_env) as first:
+        second_env = dict(live_env, PUBLIC_BASE_URL=first.url)  # one public name, as behind a load balancer
+        with LiveServer(second_env) as second:
+            result, transcript, said = place_call(
+                first.url, "--from", DANA, "--keys", "_ 1 0143 1", "--card", VISA,
+                "--via", first.url, "--via", second.url, env=first.env,
+            )
+            sent_to = {step["sent_to"].split("/twilio")[0] for step in transcript["steps"]}
+    assert result.returncode == 0, result.stderr
+    assert sent_to == {first.url, second.url}
+    assert "was approved" in said
+    assert "/twilio/voice/step" in first.output() and "/twilio/voice/step" in second.output()
