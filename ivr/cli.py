@@ -22,7 +22,8 @@ def main() -> None:
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), type=int, show_default="5000 or $PORT")
 @click.option("--workers", default=max(2, min(2 * (os.cpu_count() or 1) + 1, 8)), type=int, show_default=True)
 @click.option("--threads", default=4, type=int, show_default=True, help="threads per worker process")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+def serve(host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
     """Run the production web server (gunicorn) for app:app."""
     from .config import ConfigError, load_config
 
@@ -39,10 +40,11 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         # Twilio gives up after 15 s; a request still running then is of no use to anyone.
         "--timeout", "20",
         "--graceful-timeout", "10",
-        "--access-logfile", "-",
-        # Query strings (seq=…) are harmless, but never log request bodies: they carry caller input.
-        "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+        "--log-level", "warning" if not access_log else "info",
     ]
+    if access_log:
+        # Query strings (seq=…) are harmless; request bodies are never logged: they carry caller input.
+        args += ["--access-logfile", "-", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms']
     os.execv(sys.executable, args)
 
 

@@ -43,7 +43,7 @@ def _print_accounts(csv_text: str) -> None:
 
 
 @click.command()
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), show_default="$PORT or 5000", type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="web server processes")
 def demo_command(port: int, workers: int) -> None:
     """Create the embedded database, load demo accounts, run the web server and worker."""
@@ -73,14 +73,15 @@ def demo_command(port: int, workers: int) -> None:
 
     ivr = [sys.executable, "-m", "ivr.cli"]
     children = [
-        subprocess.Popen(ivr + ["serve", "--port", str(port), "--workers", str(workers)], env=env),
+        subprocess.Popen(ivr + ["serve", "--port", str(port), "--workers", str(workers), "--no-access-log"], env=env),
         subprocess.Popen(ivr + ["worker"], env=env),
     ]
     try:
         _wait_until_up(port, children[0])
         click.echo("")
         _print_accounts(csv_text)
-        click.echo(f"Place a call:   ivr call --url http://127.0.0.1:{port}   (or scripted: ivr call --keys \"_ 1 0143 1\" --card 4242424242424242,12/30,123,30301)")
+        url = "" if port == 5000 or os.environ.get("PORT") == str(port) else f" --url http://127.0.0.1:{port}"
+        click.echo(f"Place a call:   ivr call{url} --from +12025550143   (Dana's phone; scripted: add --keys \"_ 1 0143 1\" --card 4242424242424242,12/30,123,30301)")
         click.echo("Texts appear:   right here, printed by the worker as it sends them (sandbox SMS).")
         click.echo("Ctrl-C stops the server and the worker.")
         while all(child.poll() is None for child in children):

@@ -1,5 +1,6 @@
 """The ``ivr call`` command: a softphone in the terminal."""
 
+import os
 import sys
 
 import click
@@ -34,8 +35,9 @@ def _check_cards(
 @click.command("call")
 @click.option(
     "--url",
-    default=DEFAULT_URL,
-    show_default=True,
+    # The same default port as `ivr demo`: $PORT when set, else 5000.
+    default=lambda: f"http://127.0.0.1:{os.environ.get('PORT', '5000')}",
+    show_default="http://127.0.0.1:$PORT (5000)",
     help="The number's Voice URL, or an origin (then /twilio/voice); signatures cover it.",
 )
 @click.option(
