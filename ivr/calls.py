@@ -102,7 +102,7 @@ class DbCallContext:
         self.agent_available = bool(cfg["AGENT_TRANSFER_NUMBER"])
         self.min_payment_cents = int(cfg["MIN_PAYMENT_CENTS"])
         self.max_payment_cents = cfg["MAX_PAYMENT_CENTS"]
-        self._verified: Account | None = None
+        self._account: Account | None = None  # held, so the session's weak identity map keeps it
 
     def caller_accounts(self) -> list[AccountView]:
         caller = to_e164(self.call.from_number)
@@ -116,18 +116,15 @@ class DbCallContext:
         return [account_view(a) for a in rows]
 
     def account(self) -> AccountView | None:
-        if self._verified is not None:
-            return account_view(self._verified)
-        if self.call.account_id is not None:
-            account = db.session.get(Account, self.call.account_id)
-            return account_view(account) if account else None
-        return None
+        if self._account is None and self.call.account_id is not None:
+            self._account = db.session.get(Account, self.call.account_id)
+        return account_view(self._account) if self._account is not None else None
 
     def verify(self, account_number: str, last4: str) -> bool:
         account = identity.verify(account_number, last4, self.call.call_sid)
         if account is None:
             return False
-        self._verified = account
+        self._account = account
         self.call.account_id = account.id
         logger.info("call %s identified account %s", self.call.call_sid, mask(account.account_number))
         return True

@@ -45,6 +45,21 @@ def _normalise_db_url(url: str) -> str:
     return url
 
 
+def parse_state_windows(text: str) -> dict[str, tuple[int, int]]:
+    """``"FL=8-20,TX=9-21"`` -> ``{"FL": (8, 20), "TX": (9, 21)}`` (hours, local time)."""
+    windows: dict[str, tuple[int, int]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            state, hours = item.split("=")
+            start, end = (int(h) for h in hours.split("-"))
+        except ValueError as exc:
+            raise ConfigError(f"QUIET_HOURS_STATE_WINDOWS: {item!r} is not like FL=8-20") from exc
+        if not 0 <= start < end <= 24:
+            raise ConfigError(f"QUIET_HOURS_STATE_WINDOWS: {item!r} is not a window within a day")
+        windows[state.strip().upper()] = (start, end)
+    return windows
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the app's settings from ``environ``; in production fail listing every missing secret."""
     env = os.environ if environ is None else environ
@@ -106,4 +121,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Empty means "the balance": a member may not overpay by phone unless the co-op allows it.
         "MAX_PAYMENT_CENTS": int(env["MAX_PAYMENT_CENTS"]) if env.get("MAX_PAYMENT_CENTS") else None,
         "SECRET_KEY": env.get("SECRET_KEY", "").strip() or "dev-secret-key-not-secret",
+        # Texts per second the worker sends; Twilio queues beyond a number's rate (1/s for a long code).
+        "SMS_RATE_PER_SECOND": float(env.get("SMS_RATE_PER_SECOND", "") or 1.0),
+        # Narrower reminder windows some states require, e.g. "FL=8-20"; off by default.
+        "QUIET_HOURS_STATE_WINDOWS": parse_state_windows(env.get("QUIET_HOURS_STATE_WINDOWS", "")) or None,
     }

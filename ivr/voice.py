@@ -32,11 +32,11 @@ _PAY_RESULT_LABELS = {
 }
 
 
-def answer(call: CallSession, turn: flows.Turn) -> str:
+def answer(call: CallSession, turn: flows.Turn, ctx: calls.DbCallContext) -> str:
     """Render ``turn`` for ``call``, save it as the call's last answer, and return the TwiML."""
     data = {**(call.data or {}), **turn.updates}
     lang = str(data.get("language", call.language))
-    account = db.session.get(Account, call.account_id) if call.account_id else None
+    account = ctx.account()
     description = f"Account ending {account.last4}" if account else ""
     twiml = render_turn(turn, lang, call.seq + 1, return_to=data.get("return_to"), description=description)
     calls.apply(call, turn, twiml)
@@ -46,7 +46,8 @@ def answer(call: CallSession, turn: flows.Turn) -> str:
 
 def start_call(call: CallSession, state: State) -> str:
     """The first answer of a call beginning in ``state`` (self-service, transfer or callback)."""
-    return answer(call, flows.start(state, calls.DbCallContext(call)))
+    ctx = calls.DbCallContext(call)
+    return answer(call, flows.start(state, ctx), ctx)
 
 
 @bp.post("/twilio/voice")
@@ -91,8 +92,9 @@ def step():
         return xml_response(replay)
     assert call is not None
     event = KeyPress(request.form["Digits"]) if request.form.get("Digits") else Silence()
-    turn = flows.advance(State(call.state), event, calls.DbCallContext(call))
-    twiml = answer(call, turn)
+    ctx = calls.DbCallContext(call)
+    turn = flows.advance(State(call.state), event, ctx)
+    twiml = answer(call, turn, ctx)
     db.session.commit()
     return xml_response(twiml)
 
@@ -128,8 +130,9 @@ def pay_result():
         if label == UNAVAILABLE:
             logger.warning("call %s: <Pay> ended with %s (%s)", call_sid, result or "no result", form.get("PayErrorCode", ""))
         outcome = PayOutcome(label, {"pay_field": None})
-    turn = flows.advance(State(call.state), outcome, calls.DbCallContext(call))
-    twiml = answer(call, turn)
+    ctx = calls.DbCallContext(call)
+    turn = flows.advance(State(call.state), outcome, ctx)
+    twiml = answer(call, turn, ctx)
     db.session.commit()
     return xml_response(twiml)
 

@@ -60,3 +60,13 @@ def test_healthz_answers_when_the_database_does(client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json["database"] == "up"
     assert client.get("/").status_code == 200
+
+
+def test_state_quiet_hour_windows_are_parsed_and_bad_ones_refused():
+    assert load_config({"QUIET_HOURS_STATE_WINDOWS": "FL=8-20, tx=9-21"})["QUIET_HOURS_STATE_WINDOWS"] == {
+        "FL": (8, 20),
+        "TX": (9, 21),
+    }
+    assert load_config({})["QUIET_HOURS_STATE_WINDOWS"] is None
+    with pytest.raises(ConfigError, match="QUIET_HOURS_STATE_WINDOWS"):
+        load_config({"QUIET_HOURS_STATE_WINDOWS": "FL=20-8"})
