@@ -43,8 +43,18 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     _register_optional_blueprints(app)
     errors.register(app)
-    logging.getLogger("ivr").setLevel(logging.INFO)
+    _configure_logging()
     return app
+
+
+def _configure_logging() -> None:
+    """INFO lines from our code on stderr (gunicorn and the worker inherit it); never configured twice."""
+    logger = logging.getLogger("ivr")
+    logger.setLevel(logging.INFO)
+    if not logging.getLogger().handlers and not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _register_optional_blueprints(app: Flask) -> None:

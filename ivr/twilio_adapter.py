@@ -1,5 +1,6 @@
 """The one module that imports the Twilio SDK: webhook signatures, TwiML builders and the REST API."""
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,6 +16,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from .masking import mask_numbers
+
+# The SDK logs every request at INFO with its form body: phone numbers and message texts.
+logging.getLogger("twilio").setLevel(logging.WARNING)
 
 
 def compute_signature(url: str, params: Mapping[str, Any], auth_token: str) -> str:

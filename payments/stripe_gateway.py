@@ -14,6 +14,8 @@ from stripe.params import PaymentIntentCreateParams
 from .gateway import ChargeResult, GatewayEvent, InvalidWebhook, PaymentUnavailable
 
 logger = logging.getLogger(__name__)
+# The SDK logs request and response bodies at INFO/DEBUG: card tokens, metadata with account numbers.
+logging.getLogger("stripe").setLevel(logging.WARNING)
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 

@@ -509,3 +509,11 @@ def test_requests_match_openapi_spec():
                 assert values[0] in {"true", "false"}
             if prop.get("type") == "integer":
                 assert values[0].isdigit()
+
+
+def test_sdk_request_logging_is_silenced_so_numbers_and_texts_stay_out_of_logs():
+    import logging
+
+    import ivr.twilio_adapter  # noqa: F401
+
+    assert logging.getLogger("twilio.http_client").getEffectiveLevel() >= logging.WARNING

@@ -437,3 +437,22 @@ def test_replayed_gather_gets_the_saved_answer_and_does_not_advance(client, make
     assert call.said() == first
     call.press("*")  # still in ENTER_AMOUNT, not somewhere further
     assert "Enter the amount in dollars" in call.said()
+
+
+def test_logs_of_a_whole_call_hold_no_secrets_or_full_numbers(app, client, make_account, caplog):
+    import logging
+
+    make_account()
+    caplog.set_level(logging.DEBUG)
+    call = CallActions(client)
+    identify_by_caller_id(call)
+    call.press("1")
+    call.pay("pm_card_visa_chargeDeclined")
+    call.press("1")
+    call.pay("pm_card_visa")
+    call.status()
+    logged = caplog.text + " ".join(str(r.args) for r in caplog.records)
+    assert "…0143" in logged or "…5001" in logged  # something was logged, masked
+    for secret in ("12345001", "+12025550143", "2025550143", "pm_card_visa", "sk_test_not_a_real_key",
+                   "whsec_test_secret", "test-auth-token", "4242424242424242"):
+        assert secret not in logged, secret
