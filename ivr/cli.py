@@ -118,7 +118,9 @@ def payments_group() -> None:
 
 
 def _with_app_context(command: click.Command) -> click.Command:
-    """Run a data command inside the app context (so ``db.session`` is bound)."""
+    """A copy of ``command`` that runs inside the app context (so ``db.session`` is bound)."""
+    import copy
+
     callback = command.callback
     assert callback is not None
 
@@ -126,8 +128,9 @@ def _with_app_context(command: click.Command) -> click.Command:
         with _app().app_context():
             return callback(*args, **kwargs)
 
-    command.callback = run
-    return command
+    wrapped = copy.copy(command)  # the original stays usable on its own (tests invoke it directly)
+    wrapped.callback = run
+    return wrapped
 
 
 def _register() -> None:

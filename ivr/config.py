@@ -121,6 +121,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Empty means "the balance": a member may not overpay by phone unless the co-op allows it.
         "MAX_PAYMENT_CENTS": int(env["MAX_PAYMENT_CENTS"]) if env.get("MAX_PAYMENT_CENTS") else None,
         "SECRET_KEY": env.get("SECRET_KEY", "").strip() or "dev-secret-key-not-secret",
+        "ORG_PHONE": env.get("ORG_PHONE", "").strip() or None,  # the office number texts and pages give
+        "REMINDER_LINK_HOURS": int(env.get("REMINDER_LINK_HOURS", "") or 72),
+        "CALLBACK_MIN_GAP_MINUTES": int(env.get("CALLBACK_MIN_GAP_MINUTES", "") or 10),
+        "CALLBACK_DAILY_LIMIT": int(env.get("CALLBACK_DAILY_LIMIT", "") or 5),
         # Texts per second the worker sends; Twilio queues beyond a number's rate (1/s for a long code).
         "SMS_RATE_PER_SECOND": float(env.get("SMS_RATE_PER_SECOND", "") or 1.0),
         # Narrower reminder windows some states require, e.g. "FL=8-20"; off by default.

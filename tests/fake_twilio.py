@@ -29,6 +29,8 @@ class FakeTwilio:
         self.payments: list[dict] = []
         self.messages: list[dict] = []
         self.created_calls: list[dict] = []
+        # (HTTP status, Twilio code, message) answered by the next Calls.json creates, in order.
+        self.fail_calls: list[tuple[int, int, str]] = []
         self.app = self._build()
 
     def add_call(self, sid: str | None = None, status: str = "in-progress", **fields) -> str:
@@ -65,6 +67,9 @@ class FakeTwilio:
         def create_call(account):
             form = request.form.to_dict()
             self.created_calls.append(form)
+            if self.fail_calls:
+                status, code, message = self.fail_calls.pop(0)
+                return self._error(code, message, status)
             sid = "CA" + uuid.uuid4().hex
             self.calls[sid] = self._call_resource(sid, status="queued", direction="outbound-api",
                                                   **{"from": form.get("From"), "to": form.get("To")})
