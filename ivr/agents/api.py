@@ -1,0 +1,284 @@
+"""The agents' JSON API: transfers, account look-ups, live calls and assisted payments.
+
+Every route authenticates first (bearer API key, or the console's session cookie plus its CSRF
+token for changes), then counts against the key's rate limit, then checks the request.
+"""
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify, request
+
+from flows import State
+
+from ..accounts_csv import normalise_account_number
+from ..extensions import db
+from ..masking import mask
+from ..models import Account, CallSession, utcnow
+from . import assisted, audit, limits, progress, transfers, voice_entry  # noqa: F401  (progress subscribes)
+from .auth import Caller, authenticate, csrf_ok
+from .checks import Problem, dollars
+from .models import AssistedPayment, Transfer
+from .validation import Invalid, json_body, parse_pay_request
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("agent_api", __name__)
+bp.register_blueprint(voice_entry.bp)
+
+_SETTINGS = tuple(config_key for config_key, _, _ in limits.LIMITS.values())
+
+
+@bp.record_once
+def _settings_from_environment(state: Any) -> None:
+    """Rate limits may be tuned with environment variables of the same names."""
+    for name in _SETTINGS:
+        if os.environ.get(name, "").strip().isdigit():
+            state.app.config.setdefault(name, int(os.environ[name]))
+
+
+def problem_response(problem: Problem):
+    """The JSON answer for a ``Problem``."""
+    body = {"error": problem.code, "message": problem.message}
+    extra = dict(problem.extra)
+    retry_after = extra.pop("retry_after", None)
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = problem.status
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    if problem.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="agents"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def agent_route(limit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Authenticate (401), check CSRF for cookie sessions (403), count the rate limit (429)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any):
+            caller = authenticate()
+            if caller is None:
+                db.session.rollback()
+                logger.warning(
+                    "agent API: missing or wrong key on %s %s", request.method, request.path
+                )
+                return problem_response(
+                    Problem(
+                        401,
+                        "unauthorized",
+                        "Send a valid agent API key as 'Authorization: Bearer <key>'.",
+                    )
+                )
+            if request.method != "GET" and not csrf_ok(caller):
+                db.session.rollback()
+                return problem_response(
+                    Problem(
+                        403,
+                        "csrf",
+                        "The form's security token is missing or stale; reload the page.",
+                    )
+                )
+            verdict = limits.hit(limit, f"agent:{caller.agent.id}")
+            if not verdict.allowed:
+                if limit != "read":
+                    audit.record(caller.agent, f"rate_limited.{limit}", "429", detail=request.path)
+                    db.session.commit()
+                return problem_response(
+                    Problem(
+                        429,
+                        "rate_limited",
+                        f"Too many requests; try again in {verdict.retry_after} seconds.",
+                        retry_after=verdict.retry_after,
+                    )
+                )
+            try:
+                response = view(caller, *args, **kwargs)
+            except Problem as problem:
+                db.session.rollback()
+                return problem_response(problem)
+            except Invalid as invalid:
+                db.session.rollback()
+                return problem_response(
+                    Problem(422, "invalid_request", str(invalid), errors=invalid.errors)
+                )
+            response.headers["Cache-Control"] = "no-store"
+            return response
+
+        return wrapped
+
+    return decorate
+
+
+def _invalid(caller: Caller, action: str, invalid: Invalid) -> Problem:
+    audit.record(
+        caller.agent, action, "422", detail="invalid: " + ", ".join(sorted(invalid.errors))
+    )
+    db.session.commit()
+    return Problem(422, "invalid_request", str(invalid), errors=invalid.errors)
+
+
+# --- transfers ----------------------------------------------------------------------------------
+
+
+@bp.post("/api/agent/transfers")
+@agent_route("pay")
+def create_transfer(caller: Caller):
+    """Send a live caller into secure pay for an account; answers 201 with the transfer."""
+    try:
+        req = parse_pay_request(json_body(), transfer=True)
+    except Invalid as invalid:
+        raise _invalid(caller, "transfer.create", invalid) from None
+    transfer = transfers.start(caller.agent, req)
+    response = jsonify(transfers.representation(transfer))
+    response.status_code = 201
+    response.headers["Location"] = f"/api/agent/transfers/{transfer.id}"
+    return response
+
+
+@bp.get("/api/agent/transfers/<transfer_id>")
+@agent_route("read")
+def get_transfer(caller: Caller, transfer_id: str):
+    """A transfer's progress (any agent of the co-op may read any transfer)."""
+    transfer = db.session.get(Transfer, transfer_id)
+    if transfer is None:
+        raise Problem(404, "unknown_transfer", f"No transfer {transfer_id}.")
+    body = transfers.representation(transfer)
+    db.session.commit()
+    return jsonify(body)
+
+
+# --- look-ups -----------------------------------------------------------------------------------
+
+
+@bp.get("/api/agent/accounts/<account_number>")
+@agent_route("lookup")
+def lookup_account(caller: Caller, account_number: str):
+    """What an agent needs to take a payment: masked phone, balance and due date."""
+    try:
+        number = normalise_account_number(account_number)
+    except ValueError as exc:
+        raise _invalid(caller, "account.lookup", Invalid({"account_number": str(exc)})) from None
+    account = db.session.scalar(sa.select(Account).where(Account.account_number == number))
+    audit.record(
+        caller.agent, "account.lookup", "found" if account else "404", account_number=number
+    )
+    db.session.commit()
+    if account is None:
+        raise Problem(404, "unknown_account", f"No account {mask(number)} was found.")
+    cfg = current_app.config
+    limit = (
+        cfg["MAX_PAYMENT_CENTS"]
+        if cfg.get("MAX_PAYMENT_CENTS") is not None
+        else account.balance_cents
+    )
+    return jsonify(
+        account=mask(account.account_number),
+        name=account.name,
+        phone=mask(account.phone),
+        balance=dollars(account.balance_cents),
+        balance_cents=account.balance_cents,
+        past_due=dollars(account.past_due_cents),
+        due_date=account.due_date.isoformat() if account.due_date else None,
+        status=account.status,
+        language=account.language,
+        payable=account.status == "active" and account.balance_cents > 0,
+        max_amount=dollars(max(limit, 0)),
+    )
+
+
+@bp.get("/api/agent/calls")
+@agent_route("lookup")
+def calls_with_agents(caller: Caller):
+    """Calls the IVR connected to an agent in the last hours and not known to have ended."""
+    since = utcnow() - timedelta(hours=4)
+    rows = db.session.scalars(
+        sa.select(CallSession)
+        .where(
+            CallSession.state.in_([State.AGENT.value, State.RETURN_TO_AGENT.value]),
+            CallSession.updated_at >= since,
+            sa.or_(
+                CallSession.call_status.is_(None),
+                CallSession.call_status.notin_(list(progress.ENDED_STATUSES)),
+            ),
+        )
+        .order_by(CallSession.updated_at.desc())
+        .limit(20)
+    ).all()
+    out = []
+    for row in rows:
+        account = db.session.get(Account, row.account_id) if row.account_id else None
+        out.append(
+            {
+                "call_sid": row.call_sid,
+                "from": mask(row.from_number),
+                "account": mask(account.account_number) if account else None,
+                "since": row.updated_at.isoformat(),
+            }
+        )
+    db.session.commit()
+    return jsonify(calls=out)
+
+
+# --- assisted payments --------------------------------------------------------------------------
+
+
+@bp.post("/api/agent/assisted")
+@agent_route("pay")
+def start_assisted(caller: Caller):
+    """Open an agent-assisted Payments session on a live call; answers 201."""
+    try:
+        req = parse_pay_request(json_body(), transfer=False)
+    except Invalid as invalid:
+        raise _invalid(caller, "assisted.start", invalid) from None
+    row = assisted.start(caller.agent, req)
+    response = jsonify(assisted.representation(row))
+    response.status_code = 201
+    response.headers["Location"] = f"/api/agent/assisted/{row.id}"
+    return response
+
+
+@bp.get("/api/agent/assisted/<assisted_id>")
+@agent_route("read")
+def get_assisted(caller: Caller, assisted_id: str):
+    """An assisted session's progress: which field, masked facts, what is still needed."""
+    row = db.session.get(AssistedPayment, assisted_id)
+    if row is None:
+        raise Problem(404, "unknown_payment", f"No assisted payment {assisted_id}.")
+    body = assisted.representation(row)
+    db.session.commit()
+    return jsonify(body)
+
+
+@bp.post("/api/agent/assisted/<assisted_id>/capture")
+@agent_route("action")
+def capture_field(caller: Caller, assisted_id: str):
+    """Ask the caller for one field (``{"field": "payment-card-number"}``), or for it again."""
+    data = json_body()
+    field = data.get("field")
+    if not isinstance(field, str):
+        raise Invalid({"field": "must be one of " + ", ".join(assisted.FIELDS)})
+    row = assisted.capture(caller.agent, assisted_id, field)
+    return jsonify(assisted.representation(row))
+
+
+@bp.post("/api/agent/assisted/<assisted_id>/complete")
+@agent_route("action")
+def complete_assisted(caller: Caller, assisted_id: str):
+    """Submit the captured card; the outcome follows in the session's status."""
+    row = assisted.complete(caller.agent, assisted_id)
+    return jsonify(assisted.representation(row))
+
+
+@bp.post("/api/agent/assisted/<assisted_id>/cancel")
+@agent_route("action")
+def cancel_assisted(caller: Caller, assisted_id: str):
+    """End the session without charging."""
+    row = assisted.cancel(caller.agent, assisted_id)
+    return jsonify(assisted.representation(row))

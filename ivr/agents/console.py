@@ -1,0 +1,140 @@
+"""The agent console at ``/agent``: sign in with name + API key, then one page that drives the API.
+
+Plain HTML, one CSS and one JS file, no build step. Forms carry CSRF tokens; the page's JavaScript
+sends its token in ``X-CSRF-Token``. Sessions live in a signed, HttpOnly, SameSite=Strict cookie.
+"""
+
+import hmac
+import logging
+import secrets
+
+from flask import Blueprint, current_app, make_response, redirect, render_template, request
+
+from ..extensions import db
+from . import audit, limits
+from .assisted import FIELDS
+from .auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    clear_cookie,
+    csrf_ok,
+    csrf_token,
+    new_session,
+    read_session,
+    set_cookie,
+)
+from .keys import agent_for_key
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("agent_console", __name__)
+
+# field -> (table heading, the words in "Ask for …")
+FIELD_LABELS = {
+    "payment-card-number": ("Card number", "card number"),
+    "expiration-date": ("Expiry date", "expiry date"),
+    "security-code": ("Security code", "security code"),
+    "postal-code": ("ZIP code", "ZIP code"),
+}
+
+
+@bp.after_request
+def _security_headers(response):
+    """No framing, no inline script, nothing cached: the page shows account facts."""
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    )
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _login_page(*, error: str | None = None, status: int = 200, name: str = ""):
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    if len(token) < 32:
+        token = secrets.token_urlsafe(24)
+    response = make_response(
+        render_template(
+            "agent_login.html",
+            csrf=token,
+            error=error,
+            name=name,
+            org=current_app.config["ORG_NAME"],
+        ),
+        status,
+    )
+    set_cookie(response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return response
+
+
+@bp.get("/agent")
+def console():
+    """The console for a signed-in agent, else the sign-in page."""
+    caller = read_session()
+    if caller is None:
+        return _login_page()
+    db.session.commit()
+    return render_template(
+        "agent_console.html",
+        agent=caller.agent,
+        csrf=csrf_token(caller.nonce),
+        org=current_app.config["ORG_NAME"],
+        fields=[(f, *FIELD_LABELS[f]) for f in FIELDS],
+    )
+
+
+@bp.post("/agent/login")
+def login():
+    """Check name + key; on success start a session, on failure count it against the limit."""
+    sent = request.form.get("csrf_token", "")
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    name = request.form.get("name", "").strip()[:80]
+    if not expected or not hmac.compare_digest(sent, expected):
+        return _login_page(
+            error="Your sign-in form expired. Please try again.", status=400, name=name
+        )
+    subjects = (f"login-ip:{request.remote_addr or '-'}", f"login-name:{name.lower()}")
+    for subject in subjects:
+        verdict = limits.peek("login", subject)
+        if not verdict.allowed:
+            minutes = max(1, verdict.retry_after // 60)
+            return _login_page(
+                error=f"Too many failed sign-ins. Try again in {minutes} minutes.",
+                status=429,
+                name=name,
+            )
+    agent = agent_for_key(request.form.get("key", "").strip())
+    if agent is None or agent.name.lower() != name.lower():
+        db.session.rollback()
+        for subject in subjects:
+            limits.hit("login", subject)
+        logger.warning("agent console: failed sign-in")
+        return _login_page(
+            error="That name and key do not match an active agent.", status=401, name=name
+        )
+    value, _nonce = new_session(agent)
+    audit.record(agent, "console.login", "ok")
+    db.session.commit()
+    response = redirect("/agent", 303)
+    set_cookie(response, SESSION_COOKIE, value, max_age=SESSION_SECONDS)
+    clear_cookie(response, LOGIN_CSRF_COOKIE)
+    return response
+
+
+@bp.post("/agent/logout")
+def logout():
+    """End the console session."""
+    caller = read_session()
+    if caller is not None:
+        if not csrf_ok(caller):
+            return make_response(
+                "The form's security token is missing or stale; reload the page.", 403
+            )
+        audit.record(caller.agent, "console.logout", "ok")
+        db.session.commit()
+    response = redirect("/agent", 303)
+    clear_cookie(response, SESSION_COOKIE)
+    return response
