@@ -132,6 +132,11 @@ def retry_card(digits: str, ctx: CallContext) -> Decision:
     return Decision("invalid")
 
 
+def back_out_of_card(_: str, ctx: CallContext) -> Decision:
+    """"*" during card entry: transferred callers hear the agent's amount again, others the menu."""
+    return Decision("transfer" if ctx.data.get("transfer_id") else "menu")
+
+
 # --- what is said ----------------------------------------------------------------------------
 
 def welcome(ctx: CallContext) -> tuple[Prompt, ...]:

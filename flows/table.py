@@ -92,9 +92,13 @@ FLOW: Final[Mapping[State, Step]] = {
             DECLINED: State.CARD_DECLINED,
             UNREADABLE: State.CARD_UNREADABLE,
             UNAVAILABLE: State.PROCESSOR_DOWN,
-            STAR: State.SUMMARY,  # "*" during card entry backs out to the payment menu
+            STAR: State.CARD_BACK_OUT,  # "*" during card entry backs out to where the amount was set
             CALLER_HUNG_UP: State.HUNG_UP,
         },
+    ),
+    State.CARD_BACK_OUT: Step(
+        route=d.back_out_of_card,  # an agent's transfer set the amount: confirm it again
+        on={"transfer": State.TRANSFER_CONFIRM, "menu": State.SUMMARY},
     ),
     State.CARD_DECLINED: Step(
         say=d.card_declined,

@@ -36,12 +36,18 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["ivr.sms"] = cfg.get("SMS") or build_sms_sender(cfg)
 
-    from . import errors, health, stripe_webhooks, voice
+    from . import errors, health, inbound_sms, stripe_webhooks, voice
+    from .agents import api as agent_api
+    from .agents import console as agent_console
+    from .reminders import web as reminder_pages
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(stripe_webhooks.bp)
     app.register_blueprint(health.bp)
-    _register_optional_blueprints(app)
+    app.register_blueprint(inbound_sms.bp)
+    app.register_blueprint(reminder_pages.bp)
+    app.register_blueprint(agent_api.bp)
+    app.register_blueprint(agent_console.bp)
     errors.register(app)
     _configure_logging()
     return app
@@ -55,17 +61,3 @@ def _configure_logging() -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
-
-
-def _register_optional_blueprints(app: Flask) -> None:
-    """Blueprints of the agent console, reminders and SMS keywords, registered when present."""
-    import importlib
-
-    for module_name in ("ivr.agents.api", "ivr.agents.console", "ivr.reminders.web", "ivr.inbound_sms"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        app.register_blueprint(module.bp)

@@ -1,5 +1,5 @@
 """Import every model module so the metadata knows every table (Alembic, tests, create_all)."""
 
 from . import models  # noqa: F401
-from .reminders import models as _reminders  # noqa: F401
 from .agents import models as _agents  # noqa: F401
+from .reminders import models as _reminders  # noqa: F401

@@ -52,7 +52,7 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool) ->
 @click.option("--once", is_flag=True, help="send what is due now and exit")
 @click.option("--poll", default=2.0, show_default=True, help="seconds between polls")
 def worker(once: bool, poll: float) -> None:
-    """Send what the outbox holds (SMS receipts, reminders)."""
+    """Send what the outbox holds: SMS receipts, reminders, agent status callbacks."""
     from sqlalchemy.orm import sessionmaker
 
     from . import worker as outbox
@@ -67,12 +67,27 @@ def worker(once: bool, poll: float) -> None:
         if once:
             report = outbox.run_once(db.session, sender, **options)
             click.echo(f"worker: {report}")
+            click.echo(f"callbacks: {_agent_callbacks_pass()}")
             return
-        click.echo("worker: sending queued texts; Ctrl-C stops", err=True)
+        click.echo("worker: sending queued texts and agent status callbacks; Ctrl-C stops", err=True)
         try:
-            outbox.run_forever(sessionmaker(bind=db.engine), sender, poll_seconds=poll, **options)
+            outbox.run_forever(
+                sessionmaker(bind=db.engine), sender, poll_seconds=poll, also=_agent_callbacks_pass,
+                **options,
+            )
         except KeyboardInterrupt:
             pass
+
+
+def _agent_callbacks_pass() -> object:
+    """POST due transfer status callbacks to agents' systems (needs the app context)."""
+    from .agents import callbacks
+    from .extensions import db
+
+    try:
+        return callbacks.run_once()
+    finally:
+        db.session.remove()  # each pass starts from fresh rows, never a stale identity map
 
 
 @main.group()
@@ -134,24 +149,18 @@ def _with_app_context(command: click.Command) -> click.Command:
 
 
 def _register() -> None:
+    from .agents.cli import agents_group
     from .cli_data import accounts_import_command, payments_export_command
     from .demo import demo_command
+    from .reminders.cli import reminders_group
     from .softphone import call_command
 
     accounts.add_command(_with_app_context(accounts_import_command), "import")
     payments_group.add_command(_with_app_context(payments_export_command), "export")
     main.add_command(demo_command, "demo")
     main.add_command(call_command, "call")
-    for module_name, attr, name in (
-        ("ivr.agents.cli", "agents_group", "agents"),
-        ("ivr.reminders.cli", "reminders_group", "reminders"),
-    ):
-        try:
-            module = __import__(module_name, fromlist=[attr])
-        except ModuleNotFoundError:
-            continue
-        main.add_command(getattr(module, attr), name)
-
+    main.add_command(agents_group, "agents")
+    main.add_command(reminders_group, "reminders")
 
 _register()
 

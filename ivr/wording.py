@@ -9,7 +9,6 @@ from flows import Prompt
 from flows.steps import Day, Digits, Money
 from prompts import speech
 
-
 _SHORT_MONTHS = {
     "en": "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec",
     "es": "ene feb mar abr may jun jul ago sep oct nov dic",

@@ -282,9 +282,13 @@ def run_forever(
     *,
     poll_seconds: float = 2.0,
     stop_event: threading.Event | None = None,
+    also: Callable[[], Any] | None = None,
     **kw: Any,
 ) -> None:
-    """Run ``run_once`` until ``stop_event`` is set, pausing ``poll_seconds`` when idle."""
+    """Run ``run_once`` until ``stop_event`` is set, pausing ``poll_seconds`` when idle.
+
+    ``also`` runs after every pass (the agents' status callbacks share the worker's loop).
+    """
     stop = stop_event or threading.Event()
     limit = kw.get("limit", 100)
     while not stop.is_set():
@@ -295,6 +299,11 @@ def run_forever(
             # A database outage must not kill the worker; try again after the pause.
             logger.exception("outbox pass failed")
             report = WorkerReport()
+        if also is not None:
+            try:
+                also()
+            except Exception:
+                logger.exception("extra worker pass failed")
         if report.total:
             logger.info("outbox pass: %s", report)
         # A full batch means more may be waiting: go again at once.

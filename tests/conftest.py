@@ -104,7 +104,6 @@ def app_config(database_url):
 def app(app_config):
     """The real app over a fresh schema on each database."""
     from ivr import create_app
-    from payments import build_gateway
 
     cfg = dict(app_config)
     if cfg["PAYMENT_GATEWAY"] == "stripe" and "GATEWAY" not in cfg:

@@ -14,6 +14,7 @@ import responses
 import sqlalchemy as sa
 from fake_twilio import FakeTwilio
 from helpers import ACCOUNT_SID, BASE, CallActions
+from live import ivr_env
 from test_agent_support import audit_rows, bearer, new_agent
 
 from ivr.agents import callbacks
@@ -184,6 +185,26 @@ def test_status_callbacks_carry_each_change_signed_with_the_agents_key(
         # The key itself is nowhere in the database.
         agent = db.session.scalar(sa.select(Agent))
         assert key not in (agent.key_hash, agent.signing_secret)
+
+
+def test_ivr_worker_sends_agent_status_callbacks_too(
+    app, client, make_account, key, fake_twilio, database_url, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from ivr.cli import main
+
+    make_account()
+    call_sid, transfer_id = start_transfer(client, key, fake_twilio, status_callback=HOOK)
+    enter_secure_pay(client, fake_twilio, call_sid).press("1")
+    for name, value in ivr_env(database_url).items():
+        monkeypatch.setenv(name, value)
+    with responses.RequestsMock() as hook:
+        hook.add(responses.POST, HOOK, status=204)
+        result = CliRunner().invoke(main, ["worker", "--once"])
+        assert result.exit_code == 0, result.output
+        assert "callbacks: " in result.output
+        assert [json.loads(c.request.body)["id"] for c in hook.calls] == [transfer_id]
 
 
 def test_failed_callback_is_retried_and_an_older_queued_state_is_superseded(

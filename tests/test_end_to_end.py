@@ -6,12 +6,12 @@ from datetime import date
 
 import pytest
 import sqlalchemy as sa
+from live import LiveServer, ivr_env
+from live import ivr as run_ivr
 
 import ivr.all_models  # noqa: F401
 from ivr.demo import demo_accounts_csv
 from ivr.extensions import db
-from live import LiveServer, ivr_env
-from live import ivr as run_ivr
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ import pytest
 
 import prompts
 from flows import FLOW, INITIAL, Keys, Pay, State
-from flows.engine import KeyPress, Silence, advance, start
+from flows.engine import KeyPress, PayOutcome, Silence, advance, start
 from flows.render import markdown
-from flows.steps import AccountView
+from flows.steps import STAR, AccountView
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,6 +163,17 @@ def test_engine_walks_from_greeting_to_card_entry_without_io():
     turn = advance(turn.state, KeyPress("1"), ctx)
     assert turn.state == State.CARD_ENTRY and isinstance(turn.expect, Pay)
     assert turn.updates["amount_cents"] == 5000
+
+
+@pytest.mark.parametrize(
+    ("data", "back_to"),
+    [({}, State.SUMMARY), ({"transfer_id": "tr_1", "amount_cents": 5025}, State.TRANSFER_CONFIRM)],
+)
+def test_star_during_card_entry_goes_back_to_where_the_amount_was_set(data, back_to):
+    ctx = FakeContext(data=dict(data))
+    ctx.verify("12345001", "0143")
+    turn = advance(State.CARD_ENTRY, PayOutcome(STAR), ctx)
+    assert turn.state == back_to and not turn.final
 
 
 def test_engine_sends_too_many_wrong_keys_to_goodbye_or_the_agent():

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from live import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

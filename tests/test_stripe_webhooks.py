@@ -1,16 +1,15 @@
 """Stripe events reconcile our records: signed, deduplicated by event id, idempotent."""
 
+import hashlib
+import hmac
 import json
 import time
 import uuid
 
-import hashlib
-import hmac
-
 import pytest
 import sqlalchemy as sa
-
 from helpers import CallActions
+
 from ivr.extensions import db
 from ivr.models import Account, OutboxMessage, Payment, ProcessedEvent
 

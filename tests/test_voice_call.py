@@ -4,8 +4,8 @@ import re
 
 import pytest
 import sqlalchemy as sa
-
 from helpers import BASE, CallActions
+
 from ivr.extensions import db
 from ivr.models import Account, CallSession, OutboxMessage, Payment
 

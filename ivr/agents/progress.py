@@ -35,6 +35,8 @@ FINAL_REASONS = {
 @call_events.subscribe
 def on_call_event(kind: str, call: CallSession, **details: Any) -> None:
     """Translate a call event into the transfer's status; errors are logged, never raised."""
+    if not _may_concern_a_transfer(kind, call, details):
+        return  # the common self-service turn: skip the savepoint, it costs every webhook
     try:
         with db.session.begin_nested():
             if kind == "turn":
@@ -45,6 +47,13 @@ def on_call_event(kind: str, call: CallSession, **details: Any) -> None:
                 _on_status(call, str(details.get("status") or ""))
     except Exception:  # the caller must never hear an apology because of the agents' bookkeeping
         logger.exception("transfer progress for call %s could not be recorded", call.call_sid)
+
+
+def _may_concern_a_transfer(kind: str, call: CallSession, details: dict[str, Any]) -> bool:
+    if kind == "status":
+        # A transfer may be waiting for a call whose session was never redirected to us yet.
+        return str(details.get("status") or "") in ENDED_STATUSES
+    return call.channel == "agent" and bool((call.data or {}).get("transfer_id"))
 
 
 def _transfer_of(call: CallSession) -> Transfer | None:

@@ -7,7 +7,7 @@ import click
 
 from ivr.config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
-from .call import DEFAULT_FROM, DEFAULT_URL, place_call
+from .call import DEFAULT_FROM, place_call
 from .caller import parse_card, parse_keys
 
 

@@ -5,10 +5,10 @@ Revises:
 Create Date: 2026-12-01 21:29:55.339023
 """
 
-from alembic import op
 import sqlalchemy as sa
-import ivr.models
+from alembic import op
 
+import ivr.models
 
 revision = '1fc8b21adf5c'
 down_revision = None
