@@ -36,9 +36,9 @@ def _transitions(step: Step) -> str:
 def markdown() -> str:
     """One row per state: what it says, what it expects, and where each answer goes."""
     lines = [
-        f"Calls start in `{INITIAL.value}`. In every step that expects keys: `*` repeats it, `0` reaches the "
+        (f"Calls start in `{INITIAL.value}`. In every step that expects keys: `*` repeats it, `0` reaches the "
         "agent when `AGENT_TRANSFER_NUMBER` is set, silence re-prompts twice then says goodbye, and a key that "
-        "is not an option is explained (three times at most).",
+        "is not an option is explained (three times at most)."),
         "",
         "| State | Says | Expects | Answer → next state |",
         "|---|---|---|---|",

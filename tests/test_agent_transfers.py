@@ -177,7 +177,7 @@ def test_status_callbacks_carry_each_change_signed_with_the_agents_key(
         sent = hook.calls[0].request
         payload = json.loads(sent.body)
         assert payload["id"] == transfer_id and payload["status"] == "in_pay"
-        # The receiver derives the signing secret from the key it holds (docs/agents.md).
+        # The receiver derives the signing secret from the key it holds (README, "Status callbacks").
         secret = hmac.new(key.encode(), b"ivr-status-callback", hashlib.sha256).hexdigest()
         expected = "sha256=" + hmac.new(secret.encode(), sent.body, hashlib.sha256).hexdigest()
         assert sent.headers["X-IVR-Signature"] == expected

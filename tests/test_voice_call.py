@@ -232,9 +232,9 @@ def test_pay_result_delivered_twice_gets_the_same_answer_and_one_charge(app, cli
     identify_by_caller_id(call)
     call.press("1")
     pay_url = call.pay_action()
-    first = call.pay("pm_card_visa")
+    call.pay("pm_card_visa")
     first_xml = call.said()
-    again = call.post(pay_url, call.last_pay_params)
+    call.post(pay_url, call.last_pay_params)
     assert call.said() == first_xml
     assert len(stripe_api.intents) == 1
     assert len(payments(app)) == 1 and len(receipts(app)) == 1
@@ -284,7 +284,7 @@ def test_stripe_500_records_no_charge_and_the_caller_can_try_again(app, client, 
 def test_forged_signature_gets_403_and_changes_nothing(app, client, make_account, stripe_api):
     make_account()
     forged = CallActions(client, token="not-the-auth-token")
-    response = forged.start()
+    forged.start()
     assert forged.last_status == 403
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(CallSession)) == 0

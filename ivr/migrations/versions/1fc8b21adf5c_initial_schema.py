@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 1fc8b21adf5c
-Revises: 
+Revises:
 Create Date: 2026-12-01 21:29:55.339023
 """
 
