@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .masking import mask, mask_numbers
@@ -33,6 +34,8 @@ CLAIM_FOR = timedelta(minutes=5)
 SEND_BUDGET = timedelta(seconds=20)
 # After a 429 the rest of the batch waits this long; Twilio never processed the refused request.
 RATE_LIMIT_PAUSE = timedelta(seconds=30)
+
+NOT_A_MOBILE = 21614  # Twilio: "To" number is not a valid mobile number
 
 STALE_ERROR = "worker stopped while sending; not resent because the text may already have gone"
 
@@ -231,6 +234,7 @@ def _send_one(session: Session, sender: SmsSender, row: OutboxMessage, now: date
         result = sender.send(row.to_number, row.body)
     except TwilioApiError as error:
         outcome = _record_failure(row, error, now)
+        _receipt_to_phone_on_file(session, row, error, now)
         session.commit()
         log = logger.warning if outcome == "retried" else logger.error
         log(
@@ -262,6 +266,40 @@ def _send_one(session: Session, sender: SmsSender, row: OutboxMessage, now: date
     session.commit()
     logger.info("outbox %s (%s) sent to %s as %s", row.id, row.kind, to, result.sid)
     return "sent"
+
+
+def _receipt_to_phone_on_file(
+    session: Session, row: OutboxMessage, error: TwilioApiError, now: datetime
+) -> None:
+    """A receipt refused because the calling number is not a mobile goes once to the phone on file.
+
+    US numbers cannot be told apart as mobile or landline offline, so the caller's number is tried
+    first; Twilio's 21614 is the answer that it cannot take texts.
+    """
+    if row.kind != "receipt" or error.code != NOT_A_MOBILE or row.account_id is None:
+        return
+    account = session.get(Account, row.account_id)
+    if account is None or not account.phone or account.phone == row.to_number:
+        return
+    try:
+        with session.begin_nested():
+            session.add(
+                OutboxMessage(
+                    dedupe_key=f"{row.dedupe_key}:phone-on-file",
+                    kind="receipt",
+                    to_number=account.phone,
+                    body=row.body,
+                    account_id=row.account_id,
+                    payment_id=row.payment_id,
+                    respect_quiet_hours=False,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        return  # already re-queued by an earlier pass
+    logger.info("outbox %s: %s is not a mobile; receipt queued for the phone on file %s",
+                row.id, mask(row.to_number), mask(account.phone))
 
 
 def _release(session: Session, rows: list[OutboxMessage], at: datetime) -> int:

@@ -146,6 +146,28 @@ def test_opted_out_21610_recorded_and_not_retried(session):
     assert len(sender.sent) == 1
 
 
+def test_receipt_refused_as_not_a_mobile_goes_once_to_the_phone_on_file(session):
+    account = make_account(session, phone=LA)
+    row = queue(session, to=NY, account_id=account.id)
+    not_mobile = TwilioApiError(400, 21614, "'To' number is not a valid mobile number")
+    sender = ScriptedSender(not_mobile, None)
+    assert run_once(session, sender, now=NOW) == WorkerReport(failed=1)
+    assert run_once(session, sender, now=NOW) == WorkerReport(sent=1)  # the worker's next pass
+    assert sender.sent == [(NY, "receipt text"), (LA, "receipt text")]
+    assert (reload(session, row).status, reload(session, row).error_code) == ("failed", 21614)
+    assert run_once(session, sender, now=NOW + timedelta(days=1)) == WorkerReport()
+    assert len(sender.sent) == 2
+
+
+def test_receipt_refused_as_not_a_mobile_with_no_other_phone_is_not_resent(session):
+    account = make_account(session, phone=NY)
+    queue(session, to=NY, account_id=account.id)
+    sender = ScriptedSender(TwilioApiError(400, 21614, "'To' number is not a valid mobile number"))
+    assert run_once(session, sender, now=NOW) == WorkerReport(failed=1)
+    assert run_once(session, sender, now=NOW + timedelta(days=1)) == WorkerReport()
+    assert len(sender.sent) == 1
+
+
 @pytest.mark.parametrize(
     ("number", "now", "opens"),
     [
