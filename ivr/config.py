@@ -115,6 +115,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PAYMENT_GATEWAY": gateway,
         "SMS_SENDER": sms_sender,
         "AGENT_TRANSFER_NUMBER": env.get("AGENT_TRANSFER_NUMBER", "").strip() or None,
+        # Hosts agents' status callbacks may be sent to (a host and its subdomains); empty: any
+        # public host. Stops an agent key from making this server POST into the co-op's network.
+        "AGENT_CALLBACK_HOSTS": tuple(
+            h.strip().lower().strip(".") for h in env.get("AGENT_CALLBACK_HOSTS", "").split(",") if h.strip()
+        ),
         "ORG_NAME": env.get("ORG_NAME", "").strip() or "Your Cooperative",
         "ORG_TIMEZONE": env.get("ORG_TIMEZONE", "").strip() or "America/New_York",
         "MIN_PAYMENT_CENTS": int(env.get("MIN_PAYMENT_CENTS", "100")),

@@ -399,6 +399,36 @@ def test_malformed_body_or_amount_is_422(client, make_account, key, fake_twilio,
     assert fake_twilio.updates == []
 
 
+@pytest.mark.parametrize(
+    ("production", "hosts", "url", "accepted"),
+    [
+        (True, (), "https://127.0.0.1/hook", False),
+        (True, (), "https://[::1]/hook", False),
+        (True, (), "https://10.1.2.3/hook", False),
+        (True, (), "https://169.254.169.254/latest/meta-data", False),
+        (True, (), "https://localhost/hook", False),
+        (True, (), "http://crm.example.coop/hook", False),  # https only in production
+        (True, (), "https://crm.example.coop/hook", True),
+        (False, ("example.coop",), "https://crm.example.coop/hook", True),
+        (False, ("example.coop",), "https://attacker.example/hook", False),
+    ],
+)
+def test_status_callback_cannot_point_into_the_coops_network(
+    app, client, make_account, key, fake_twilio, production, hosts, url, accepted
+):
+    make_account()
+    app.config.update(PRODUCTION=production, AGENT_CALLBACK_HOSTS=hosts)
+    response = transfer(
+        client, key, call_sid=fake_twilio.add_call(), account_number="12345001", status_callback=url
+    )
+    if accepted:
+        assert response.status_code == 201, response.get_json()
+    else:
+        assert response.status_code == 422
+        assert "status_callback" in response.get_json()["errors"]
+        assert fake_twilio.updates == []
+
+
 @pytest.mark.parametrize("amount", ["123.45", 123.45, 50, "1", "7.5"])
 def test_amounts_within_the_rules_are_accepted(client, make_account, key, fake_twilio, amount):
     make_account()

@@ -1,5 +1,6 @@
 """Check what an agent sends: JSON shape, call SID, account, amount, return_to, callback URL."""
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -81,10 +82,28 @@ def _status_callback(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 500:
         raise ValueError("must be an absolute http(s) URL of at most 500 characters")
     parts = urlsplit(value.strip())
-    allowed = ("https",) if current_app.config.get("PRODUCTION") else ("http", "https")
+    production = current_app.config.get("PRODUCTION")
+    allowed = ("https",) if production else ("http", "https")
     if parts.scheme not in allowed or not parts.hostname:
         raise ValueError("must be an absolute " + " or ".join(allowed) + " URL")
+    host = parts.hostname.lower().rstrip(".")
+    hosts = current_app.config.get("AGENT_CALLBACK_HOSTS") or ()
+    if hosts and not any(host == h or host.endswith("." + h) for h in hosts):
+        raise ValueError("host is not in AGENT_CALLBACK_HOSTS")
+    if production and _internal(host):
+        raise ValueError("must be a public host, not a loopback or private address")
     return value.strip()
+
+
+def _internal(host: str) -> bool:
+    """Loopback, private, link-local and similar addresses written as the URL's host."""
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False  # a name: resolved when the callback is sent
+    return not address.is_global
 
 
 def _return_to(value: Any) -> str:
