@@ -18,6 +18,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     # Connections are checked out per request; a dead one fails that request and is replaced.
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_recycle": 1800})
 
+    if app.config.get("TRUSTED_PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only the client address: signatures are checked against PUBLIC_BASE_URL, never the Host.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))  # type: ignore[method-assign]
+
     from .extensions import db
 
     db.init_app(app)

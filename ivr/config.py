@@ -120,6 +120,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "AGENT_CALLBACK_HOSTS": tuple(
             h.strip().lower().strip(".") for h in env.get("AGENT_CALLBACK_HOSTS", "").split(",") if h.strip()
         ),
+        # Proxies (load balancers) in front of ivr serve that append to X-Forwarded-For; their
+        # count tells which address is the client's (used by the console's login limits).
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "") or 0),
         "ORG_NAME": env.get("ORG_NAME", "").strip() or "Your Cooperative",
         "ORG_TIMEZONE": env.get("ORG_TIMEZONE", "").strip() or "America/New_York",
         "MIN_PAYMENT_CENTS": int(env.get("MIN_PAYMENT_CENTS", "100")),

@@ -169,3 +169,25 @@ def test_calls_list_shows_calls_connected_to_agents_masked(app, client, make_acc
     sign_in(client, "Robin", key)
     calls = client.get("/api/agent/calls").get_json()["calls"]
     assert [(c["call_sid"], c["from"]) for c in calls] == [("CA" + "1" * 32, "…0143")]
+
+
+def test_behind_a_load_balancer_sign_in_limits_count_the_forwarded_client(app, app_config, key):
+    from ivr import create_app
+
+    proxied = create_app({**app_config, "TRUSTED_PROXIES": 1})
+    proxied.config["AGENT_LOGIN_FAILURES_PER_10_MINUTES"] = 2
+    client = proxied.test_client()
+
+    def attempt(name, client_address):
+        token, _ = login_form(client)
+        return client.post(
+            "/agent/login",
+            data={"csrf_token": token, "name": name, "key": "ivrak_guess"},
+            headers={"X-Forwarded-For": client_address},
+            environ_base={"REMOTE_ADDR": "10.0.0.2"},  # every request arrives from the balancer
+        ).status_code
+
+    assert [attempt(f"nobody{i}", "203.0.113.5") for i in range(3)] == [401, 401, 429]
+    assert attempt("someone", "198.51.100.7") == 401  # another member of staff is not locked out
+    with proxied.app_context():
+        db.session.remove()
