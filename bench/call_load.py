@@ -206,7 +206,7 @@ def main() -> None:
            "DATABASE_URL": url, "PUBLIC_BASE_URL": base, "TWILIO_AUTH_TOKEN": TOKEN,
            "PAYMENT_GATEWAY": "sandbox", "SMS_SENDER": "sandbox"}
     settings = ["--workers", str(args.workers), "--threads", str(args.threads)]
-    ivr = start_server([sys.executable, "-m", "ivr.cli", "serve", "--port", str(port), *settings], env, port)
+    ivr = start_server([sys.executable, "-m", "ivr.cli", "serve", "--port", str(port), *settings, "--no-access-log"], env, port)
     try:
         ours = report("ivr serve (PostgreSQL, sandbox gateway)", *drive(port, base, args.calls_concurrent, args.seconds, False, args.think))
     finally:

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from flows import AccountView, State, Turn
 
@@ -27,7 +28,10 @@ logger = logging.getLogger(__name__)
 def lock(call_sid: str) -> CallSession | None:
     """The call's row, locked until the transaction ends (None for an unknown call)."""
     return db.session.scalar(
-        sa.select(CallSession).where(CallSession.call_sid == call_sid).with_for_update()
+        sa.select(CallSession)
+        .where(CallSession.call_sid == call_sid)
+        .options(joinedload(CallSession.identified_account))  # one round trip, not two
+        .with_for_update(of=CallSession)  # the account row is read, not locked
     )
 
 

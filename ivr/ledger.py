@@ -103,6 +103,7 @@ def settle(payment: Payment, result: ChargeResult, now: datetime | None = None) 
             db.session.refresh(payment.account)
             queue_receipt(payment)
             logger.info("payment %s approved for account %s", payment.id, mask(payment.account.account_number))
+            return payment  # both rows were just read back
     else:
         db.session.execute(
             sa.update(Payment)

@@ -99,6 +99,10 @@ class CallSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    # Read-only: loaded with the row's lock so a webhook needs no second query for the account;
+    # ``account_id`` stays the one thing code writes.
+    identified_account: Mapped[Account | None] = relationship(viewonly=True)
+
 
 class Payment(db.Model):
     """One payment attempt: created before Stripe is called, so a crash leaves a trace.
