@@ -16,6 +16,16 @@ PRODUCTION_SECRETS = (
     "SECRET_KEY",
 )
 
+# Agents' rate limits (README, "Agents" -> "Limits"): set only when given as a whole number, so
+# the defaults stay in ivr/agents/limits.py.
+AGENT_RATE_LIMITS = (
+    "AGENT_PAYMENTS_PER_MINUTE",
+    "AGENT_LOOKUPS_PER_MINUTE",
+    "AGENT_ACTIONS_PER_MINUTE",
+    "AGENT_READS_PER_MINUTE",
+    "AGENT_LOGIN_FAILURES_PER_10_MINUTES",
+)
+
 # Development defaults: a fake Twilio account whose token signs the softphone's requests.
 DEV_ACCOUNT_SID = "AC00000000000000000000000000000000"
 DEV_AUTH_TOKEN = "dev-auth-token-not-secret"
@@ -123,6 +133,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Proxies (load balancers) in front of ivr serve that append to X-Forwarded-For; their
         # count tells which address is the client's (used by the console's login limits).
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "") or 0),
+        **{name: int(env[name]) for name in AGENT_RATE_LIMITS if env.get(name, "").strip().isdigit()},
         "ORG_NAME": env.get("ORG_NAME", "").strip() or "Your Cooperative",
         "ORG_TIMEZONE": env.get("ORG_TIMEZONE", "").strip() or "America/New_York",
         "MIN_PAYMENT_CENTS": int(env.get("MIN_PAYMENT_CENTS", "100")),

@@ -252,6 +252,11 @@ def test_console_transfer_then_assisted_payment_in_chromium(database_url, browse
                 len(keys) == len(set(keys)) == 7
             )  # create, five captures (one a re-ask), complete
 
+            # gunicorn's access log prints every request line: no full account number in it.
+            served = server.output()
+            assert '"POST /api/agent/accounts/lookup HTTP/1.1" 200' in served
+            assert "12345001" not in served and "12345-001" not in served
+
         audit = ivr("agents", "audit", env=env)
         assert audit.returncode == 0
         assert "Robin\ttransfer.outcome\t…5001" in audit.stdout and "\tapproved" in audit.stdout

@@ -110,7 +110,11 @@ def test_repeated_failed_sign_ins_are_rate_limited(app, client, key):
 def test_console_api_calls_need_the_pages_csrf_token(client, make_account, key, fake_twilio):
     make_account()
     sign_in(client, "Robin", key)
-    lookup = client.get("/api/agent/accounts/12345001")
+    number = {"account_number": "12345001"}
+    assert client.post("/api/agent/accounts/lookup", json=number).status_code == 403
+    lookup = client.post(
+        "/api/agent/accounts/lookup", json=number, headers={"X-CSRF-Token": console_csrf(client)}
+    )
     assert lookup.status_code == 200 and lookup.get_json()["balance"] == "123.45"
     body = {"call_sid": fake_twilio.add_call(), "account_number": "12345001", "amount": "10"}
     assert client.post("/api/agent/transfers", json=body).status_code == 403

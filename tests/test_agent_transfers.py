@@ -55,6 +55,10 @@ def transfer(client, key, **body):
     return client.post("/api/agent/transfers", json=body, headers=bearer(key))
 
 
+def lookup(client, number, headers):
+    return client.post("/api/agent/accounts/lookup", json={"account_number": number}, headers=headers)
+
+
 def status_of(client, key, transfer_id):
     response = client.get(f"/api/agent/transfers/{transfer_id}", headers=bearer(key))
     assert response.status_code == 200
@@ -355,7 +359,7 @@ def test_missing_or_wrong_key_is_401_and_nothing_changes(
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.get("/api/agent/transfers/tr_0000", headers=headers).status_code == 401
-    assert client.get("/api/agent/accounts/12345001", headers=headers).status_code == 401
+    assert lookup(client, "12345001", headers).status_code == 401
     assert fake_twilio.updates == []
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Transfer)) == 0
@@ -524,7 +528,7 @@ def test_any_agent_may_read_any_transfer(app, client, make_account, key, fake_tw
 
 def test_account_lookup_shows_masked_phone_balance_and_due_date(app, client, make_account, key):
     make_account(past_due_cents=2000)
-    response = client.get("/api/agent/accounts/12345-001", headers=bearer(key))
+    response = lookup(client, "12345-001", bearer(key))
     assert response.status_code == 200
     facts = response.get_json()
     assert (
@@ -535,11 +539,54 @@ def test_account_lookup_shows_masked_phone_balance_and_due_date(app, client, mak
         facts["past_due"],
     ) == ("…5001", "…0143", "123.45", "2026-12-05", "20.00")
     assert "+12025550143" not in response.get_data(as_text=True)
-    assert client.get("/api/agent/accounts/55555555", headers=bearer(key)).status_code == 404
+    assert lookup(client, "55555555", bearer(key)).status_code == 404
     assert [(e.action, e.account, e.outcome) for e in audit_rows(app)] == [
         ("account.lookup", "…5001", "found"),
         ("account.lookup", "…5555", "404"),
     ]
+
+
+def test_account_numbers_never_travel_in_the_url_or_reach_the_log(
+    app, client, make_account, key, caplog
+):
+    make_account()
+    # The old URL form is gone: a request line with the number in it is not an API call.
+    assert client.get("/api/agent/accounts/12345001", headers=bearer(key)).status_code in (404, 405)
+    refused = client.post("/api/agent/accounts/lookup", json={"acount": "12345001"}, headers=bearer(key))
+    assert refused.status_code == 422 and set(refused.get_json()["errors"]) == {"acount", "account_number"}
+    assert lookup(client, "12-34-5", bearer(key)).status_code == 422
+    with caplog.at_level("INFO"):
+        assert lookup(client, "12345-001", bearer(key)).status_code == 200
+        assert lookup(client, "12345001", {"Authorization": "Bearer ivrak_wrong"}).status_code == 401
+        assert client.get("/api/agent/transfers/tr_7c1e55ab", headers={}).status_code == 401
+    logged = caplog.text
+    assert "12345001" not in logged and "12345-001" not in logged
+    # A wrong key is logged with the endpoint's name, not the path (ids stay out of the log).
+    assert "agent_api.get_transfer" in logged and "tr_7c1e55ab" not in logged
+    assert [(e.action, e.account, e.outcome) for e in audit_rows(app)][-1] == (
+        "account.lookup",
+        "…5001",
+        "found",
+    )
+
+
+def test_rate_limits_can_be_set_in_the_environment(app_config, make_account, key, monkeypatch):
+    from ivr import create_app
+    from ivr.agents.limits import LIMITS
+    from ivr.config import AGENT_RATE_LIMITS, load_config
+
+    assert set(AGENT_RATE_LIMITS) == {name for name, _, _ in LIMITS.values()}
+    assert load_config({"AGENT_LOOKUPS_PER_MINUTE": "7"})["AGENT_LOOKUPS_PER_MINUTE"] == 7
+    assert "AGENT_LOOKUPS_PER_MINUTE" not in load_config({"AGENT_LOOKUPS_PER_MINUTE": "lots"})
+    make_account()
+    monkeypatch.setenv("AGENT_LOOKUPS_PER_MINUTE", "1")
+    limited = create_app({**app_config, "PAYMENT_GATEWAY": "sandbox"})
+    client = limited.test_client()
+    assert lookup(client, "12345001", bearer(key)).status_code == 200
+    assert lookup(client, "12345001", bearer(key)).status_code == 429
+    with limited.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 def test_rate_limit_per_key_holds_across_server_processes(
@@ -549,22 +596,17 @@ def test_rate_limit_per_key_holds_across_server_processes(
 
     app.config["AGENT_LOOKUPS_PER_MINUTE"] = 2
     make_account()
-    assert client.get("/api/agent/accounts/12345001", headers=bearer(key)).status_code == 200
+    assert lookup(client, "12345001", bearer(key)).status_code == 200
     # A second app on the same database stands for another gunicorn worker.
     other = create_app(
         {**app_config, "GATEWAY": app.extensions["ivr.gateway"], "AGENT_LOOKUPS_PER_MINUTE": 2}
     )
     other_client = other.test_client()
-    assert other_client.get("/api/agent/accounts/12345001", headers=bearer(key)).status_code == 200
-    refused = client.get("/api/agent/accounts/12345001", headers=bearer(key))
+    assert lookup(other_client, "12345001", bearer(key)).status_code == 200
+    refused = lookup(client, "12345001", bearer(key))
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
     # Another agent's key has its own allowance.
-    assert (
-        other_client.get(
-            "/api/agent/accounts/12345001", headers=bearer(new_agent(app, "Blake"))
-        ).status_code
-        == 200
-    )
+    assert lookup(other_client, "12345001", bearer(new_agent(app, "Blake"))).status_code == 200
     with other.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -6,7 +6,6 @@ token for changes), then counts against the key's rate limit, then checks the re
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,26 +19,16 @@ from ..accounts_csv import normalise_account_number
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, CallSession, utcnow
+from ..payments_csv import dollars
 from . import assisted, audit, limits, progress, transfers, voice_entry  # noqa: F401  (progress subscribes)
 from .auth import Caller, authenticate, csrf_ok
-from .checks import Problem, dollars
+from .checks import Problem
 from .models import AssistedPayment, Transfer
 from .validation import Invalid, json_body, parse_pay_request
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("agent_api", __name__)
 bp.register_blueprint(voice_entry.bp)
-
-_SETTINGS = tuple(config_key for config_key, _, _ in limits.LIMITS.values())
-
-
-@bp.record_once
-def _settings_from_environment(state: Any) -> None:
-    """Rate limits may be tuned with environment variables of the same names."""
-    for name in _SETTINGS:
-        if os.environ.get(name, "").strip().isdigit():
-            state.app.config.setdefault(name, int(os.environ[name]))
-
 
 def problem_response(problem: Problem):
     """The JSON answer for a ``Problem``."""
@@ -66,8 +55,9 @@ def agent_route(limit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
             caller = authenticate()
             if caller is None:
                 db.session.rollback()
+                # The endpoint's name, not the path: a path may carry an id worth keeping out of logs.
                 logger.warning(
-                    "agent API: missing or wrong key on %s %s", request.method, request.path
+                    "agent API: missing or wrong key on %s %s", request.method, request.endpoint
                 )
                 return problem_response(
                     Problem(
@@ -157,14 +147,18 @@ def get_transfer(caller: Caller, transfer_id: str):
 # --- look-ups -----------------------------------------------------------------------------------
 
 
-@bp.get("/api/agent/accounts/<account_number>")
+@bp.post("/api/agent/accounts/lookup")
 @agent_route("lookup")
-def lookup_account(caller: Caller, account_number: str):
-    """What an agent needs to take a payment: masked phone, balance and due date."""
+def lookup_account(caller: Caller):
+    """What an agent needs to take a payment: masked phone, balance and due date.
+
+    The number comes in the JSON body (``{"account_number": "12345-001"}``), never in the URL:
+    request lines end up in access logs, and full account numbers must not.
+    """
     try:
-        number = normalise_account_number(account_number)
-    except ValueError as exc:
-        raise _invalid(caller, "account.lookup", Invalid({"account_number": str(exc)})) from None
+        number = _lookup_number(json_body())
+    except Invalid as invalid:
+        raise _invalid(caller, "account.lookup", invalid) from None
     account = db.session.scalar(sa.select(Account).where(Account.account_number == number))
     audit.record(
         caller.agent, "account.lookup", "found" if account else "404", account_number=number
@@ -191,6 +185,24 @@ def lookup_account(caller: Caller, account_number: str):
         payable=account.status == "active" and account.balance_cents > 0,
         max_amount=dollars(max(limit, 0)),
     )
+
+
+def _lookup_number(data: dict[str, Any]) -> str:
+    errors = {name: "is not a known field" for name in sorted(set(data) - {"account_number"})}
+    raw = data.get("account_number")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    number = ""
+    if not isinstance(raw, str) or not raw.strip():
+        errors["account_number"] = "is required"
+    else:
+        try:
+            number = normalise_account_number(raw)
+        except ValueError as exc:
+            errors["account_number"] = str(exc)
+    if errors:
+        raise Invalid(errors)
+    return number
 
 
 @bp.get("/api/agent/calls")

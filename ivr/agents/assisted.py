@@ -23,12 +23,13 @@ from .. import ledger
 from ..extensions import db
 from ..masking import mask, mask_numbers
 from ..models import Account, CallSession, Payment, utcnow
+from ..payments_csv import dollars
+from ..reminders.twilio_client import twilio_rest
 from ..twilio_adapter import TwilioApiError
 from ..twiml import url
 from . import audit, transfers
 from .checks import (
     Problem,
-    dollars,
     find_account,
     live_call,
     new_id,
@@ -36,7 +37,6 @@ from .checks import (
     twilio_problem,
 )
 from .models import Agent, AssistedPayment, ProcessedCallback
-from .rest import twilio_rest
 from .validation import PayRequest
 
 logger = logging.getLogger(__name__)

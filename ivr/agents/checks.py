@@ -9,8 +9,9 @@ from flask import current_app
 from ..extensions import db
 from ..masking import mask
 from ..models import Account
+from ..payments_csv import dollars
+from ..reminders.twilio_client import twilio_rest
 from ..twilio_adapter import CallInfo, TwilioApiError
-from .rest import twilio_rest
 
 
 class Problem(Exception):
@@ -27,13 +28,6 @@ class Problem(Exception):
 def new_id(prefix: str) -> str:
     """A random public id such as ``tr_3f9a…``: ids say nothing about each other."""
     return prefix + secrets.token_hex(8)
-
-
-def dollars(cents: int) -> str:
-    """``5025`` -> ``"50.25"``."""
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return f"{sign}{cents // 100}.{cents % 100:02d}"
 
 
 def find_account(account_number: str) -> Account:

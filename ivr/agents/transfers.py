@@ -10,12 +10,13 @@ import sqlalchemy as sa
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, Payment, utcnow
+from ..payments_csv import dollars
+from ..reminders.twilio_client import twilio_rest
 from ..twilio_adapter import TwilioApiError
 from ..twiml import url
 from . import audit, callbacks
 from .checks import (
     Problem,
-    dollars,
     find_account,
     live_call,
     new_id,
@@ -23,7 +24,6 @@ from .checks import (
     twilio_problem,
 )
 from .models import Agent, AssistedPayment, Transfer
-from .rest import twilio_rest
 from .validation import PayRequest
 
 logger = logging.getLogger(__name__)

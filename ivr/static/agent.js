@@ -91,7 +91,8 @@
     showError("");
     var number = $("account-number").value.trim();
     if (!number) { showError("Enter the account number."); return; }
-    api("GET", "/api/agent/accounts/" + encodeURIComponent(number)).then(function (result) {
+    // In the body, not the URL: request lines reach access logs, account numbers must not.
+    api("POST", "/api/agent/accounts/lookup", { account_number: number }).then(function (result) {
       var facts = $("account-facts");
       if (!result.ok) { facts.hidden = true; showError(explain(result.data)); return; }
       var a = result.data;
