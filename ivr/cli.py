@@ -80,7 +80,10 @@ def worker(once: bool, poll: float) -> None:
 
 
 def _agent_callbacks_pass() -> object:
-    """POST due transfer status callbacks to agents' systems (needs the app context)."""
+    """POST due transfer status callbacks to agents' systems (needs the app context).
+
+    One bounded pass (``callbacks.PASS_BUDGET_SECONDS``); ``ivr agents callbacks`` runs it too.
+    """
     from .agents import callbacks
     from .extensions import db
 

@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+import requests
 import responses
 import sqlalchemy as sa
 from fake_twilio import FakeTwilio
@@ -211,6 +212,42 @@ def test_ivr_worker_sends_agent_status_callbacks_too(
         assert [json.loads(c.request.body)["id"] for c in hook.calls] == [transfer_id]
 
 
+def test_ivr_agents_callbacks_keeps_going_after_a_failed_pass(
+    app, client, make_account, key, fake_twilio, database_url, monkeypatch
+):
+    from click.testing import CliRunner
+
+    import ivr.agents.cli as agents_cli
+    from ivr.cli import main
+
+    make_account()
+    call_sid, transfer_id = start_transfer(client, key, fake_twilio, status_callback=HOOK)
+    enter_secure_pay(client, fake_twilio, call_sid).press("1")
+    for name, value in ivr_env(database_url).items():
+        monkeypatch.setenv(name, value)
+    real_run_once, passes, pauses = callbacks.run_once, [], []
+
+    def database_blip_first(*args, **kwargs):
+        passes.append(len(passes) + 1)
+        if len(passes) == 1:
+            raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return real_run_once(*args, **kwargs)
+
+    def sleep(seconds):
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            raise KeyboardInterrupt  # Ctrl-C after the second pass
+
+    monkeypatch.setattr(callbacks, "run_once", database_blip_first)
+    monkeypatch.setattr(agents_cli.time, "sleep", sleep)
+    with responses.RequestsMock() as hook:
+        hook.add(responses.POST, HOOK, status=204)
+        result = CliRunner().invoke(main, ["agents", "callbacks", "--poll", "0.5"])
+        assert result.exit_code == 0, result.output
+        assert (passes, pauses) == ([1, 2], [0.5, 0.5])
+        assert [json.loads(c.request.body)["id"] for c in hook.calls] == [transfer_id]
+
+
 def test_failed_callback_is_retried_and_an_older_queued_state_is_superseded(
     app, client, make_account, key, fake_twilio
 ):
@@ -232,6 +269,86 @@ def test_failed_callback_is_retried_and_an_older_queued_state_is_superseded(
         assert statuses == ["approved"] and report.sent == 1
         kinds = sorted(d.status for d in db.session.scalars(sa.select(CallbackDelivery)))
         assert kinds == ["sent", "superseded"]
+
+
+def queue_in_pay_callbacks(client, key, fake_twilio, count):
+    """``count`` transfers whose callers reached card entry: one status callback due for each."""
+    ids = []
+    for _ in range(count):
+        call_sid, transfer_id = start_transfer(client, key, fake_twilio, status_callback=HOOK)
+        enter_secure_pay(client, fake_twilio, call_sid).press("1")
+        ids.append(transfer_id)
+    return ids
+
+
+def test_a_silent_agent_url_cannot_hold_up_the_worker_for_long(
+    app, client, make_account, key, fake_twilio
+):
+    make_account()
+    queue_in_pay_callbacks(client, key, fake_twilio, 3)
+    clock = [0.0]
+
+    def silent(request):  # the receiver never answers: each POST waits out its whole timeout
+        clock[0] += request.req_kwargs["timeout"]
+        return requests.exceptions.ReadTimeout("no answer")
+
+    with app.app_context(), responses.RequestsMock() as hook:
+        hook.add_callback(responses.POST, HOOK, callback=silent)
+        report = callbacks.run_once(clock=lambda: clock[0])
+        # 5 s per request and no new row claimed after 10 s: two tries, the third waits.
+        assert (report.retried, clock[0]) == (2, 10.0)
+        assert [c.request.req_kwargs["timeout"] for c in hook.calls] == [5, 5]
+        rows = db.session.scalars(sa.select(CallbackDelivery).order_by(CallbackDelivery.id)).all()
+        assert [(r.status, r.attempts) for r in rows] == [("queued", 1), ("queued", 1), ("queued", 0)]
+        assert rows[2].next_attempt_at < rows[0].next_attempt_at  # untouched: due next pass
+        hook.replace(responses.POST, HOOK, status=204)
+        assert callbacks.run_once(clock=lambda: clock[0]).sent == 1
+
+
+PUBLIC_V4, PUBLIC_V6 = "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
+
+
+@pytest.mark.parametrize(
+    ("production", "addresses", "sent"),
+    [
+        (True, ["127.0.0.1"], False),
+        (True, [PUBLIC_V4, "10.0.0.5"], False),  # any internal address refuses the host
+        (True, ["::ffff:169.254.169.254"], False),
+        (True, ["fd00::1"], False),
+        (True, [PUBLIC_V4, PUBLIC_V6], True),
+        (False, ["127.0.0.1"], True),  # development: a callback to a local test receiver works
+    ],
+)
+def test_status_callback_host_resolving_to_an_internal_address_is_never_called(
+    app, client, make_account, key, fake_twilio, monkeypatch, production, addresses, sent
+):
+    import socket
+
+    make_account()
+    app.config["PRODUCTION"] = production
+    queue_in_pay_callbacks(client, key, fake_twilio, 1)
+    real_getaddrinfo, looked_up = socket.getaddrinfo, []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != "crm.example.coop":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        looked_up.append((host, port))
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with app.app_context(), responses.RequestsMock(assert_all_requests_are_fired=False) as hook:
+        hook.add(responses.POST, HOOK, status=204)
+        report = callbacks.run_once()
+        row = db.session.scalar(sa.select(CallbackDelivery))
+        assert looked_up == ([("crm.example.coop", 443)] if production else [])
+        if sent:
+            assert (report.sent, len(hook.calls), row.status) == (1, 1, "sent")
+        else:
+            assert (report.failed, len(hook.calls), row.status) == (1, 0, "failed")
+            assert "not a public address" in row.last_error and "crm.example.coop" in row.last_error
 
 
 def test_decline_then_another_card_is_approved(client, make_account, key, fake_twilio):

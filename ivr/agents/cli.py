@@ -1,15 +1,19 @@
 """``ivr agents``: create and disable agents, read the audit log, send status callbacks."""
 
+import logging
 import time
 
 import click
 import sqlalchemy as sa
 
+logger = logging.getLogger(__name__)
+
 
 def _app():
-    from .. import create_app
+    """The app, built the way every ``ivr`` command builds it."""
+    from ..cli import _app as build_app  # not at import time: ivr.cli imports this module
 
-    return create_app()
+    return build_app()
 
 
 @click.group("agents")
@@ -125,16 +129,19 @@ def show_audit(limit: int) -> None:
 @click.option("--once", is_flag=True, help="send what is due now and exit")
 @click.option("--poll", default=2.0, show_default=True, help="seconds between polls")
 def send_callbacks(once: bool, poll: float) -> None:
-    """Send queued transfer status callbacks to agents' systems."""
-    from .callbacks import run_once
+    """Send queued transfer status callbacks to agents' systems (``ivr worker`` does it too)."""
+    from ..cli import _agent_callbacks_pass  # the worker's pass: bounded, fresh session each time
 
     with _app().app_context():
+        if once:
+            click.echo(f"callbacks: {_agent_callbacks_pass()}")
+            return
         try:
             while True:
-                report = run_once()
-                if once:
-                    click.echo(f"callbacks: {report}")
-                    return
+                try:
+                    _agent_callbacks_pass()
+                except Exception:  # as in ivr worker: a database outage must not end the loop
+                    logger.exception("agent status callbacks pass failed")
                 time.sleep(poll)
         except KeyboardInterrupt:
             pass
