@@ -421,6 +421,52 @@ def test_caller_hanging_up_before_confirming_the_amount(client, make_account, ke
     assert (hung_up["status"], hung_up["reason"]) == ("caller_hung_up", "call completed")
 
 
+def test_caller_hanging_up_while_still_with_the_agent_ends_the_waiting_transfer(
+    app, client, make_account, key, fake_twilio
+):
+    from ivr.models import CallSession
+
+    make_account()
+    call_sid = fake_twilio.add_call()
+    with app.app_context():  # the IVR connected the caller to the agent ("press 0")
+        db.session.add(
+            CallSession(call_sid=call_sid, from_number="+12025550143", state="AGENT", seq=4)
+        )
+        db.session.commit()
+    response = transfer(client, key, call_sid=call_sid, account_number="12345001", amount="20")
+    assert response.status_code == 201
+    # The caller hangs up before Twilio fetches the redirect: the session is still the agent's.
+    CallActions(client, call_sid=call_sid).status("completed")
+    hung_up = status_of(client, key, response.get_json()["id"])
+    assert (hung_up["status"], hung_up["reason"]) == ("caller_hung_up", "call completed")
+
+
+def test_an_ordinary_call_hanging_up_never_touches_agent_transfers(app, client, make_account):
+    from ivr.models import CallSession
+
+    make_account()
+    call = CallActions(client)
+    call.start()
+    call.press("1")  # self-service, never near an agent
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        call.status("completed")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert call.last_status == 204
+    assert statements and not [s for s in statements if "agent_transfers" in s]
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]
+    with app.app_context():
+        assert db.session.scalar(sa.select(CallSession.call_status)) == "completed"
+
+
 def test_twilio_fetching_the_transfer_twice_gets_the_same_answer(
     app, client, make_account, key, fake_twilio
 ):

@@ -13,8 +13,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 
-from flows import State
-
 from ..accounts_csv import normalise_account_number
 from ..extensions import db
 from ..masking import mask
@@ -213,7 +211,7 @@ def calls_with_agents(caller: Caller):
     rows = db.session.scalars(
         sa.select(CallSession)
         .where(
-            CallSession.state.in_([State.AGENT.value, State.RETURN_TO_AGENT.value]),
+            CallSession.state.in_(progress.AGENT_STATES),
             CallSession.updated_at >= since,
             sa.or_(
                 CallSession.call_status.is_(None),

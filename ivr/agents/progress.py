@@ -25,6 +25,7 @@ DECLINE_STATES = {
     State.PROCESSOR_DOWN: "processor_unavailable",
 }
 ENDED_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+AGENT_STATES = (State.AGENT.value, State.RETURN_TO_AGENT.value)  # the IVR dialled an agent
 FINAL_REASONS = {
     State.NO_INPUT: "no_input",
     State.TOO_MANY_ATTEMPTS: "too_many_invalid_keys",
@@ -51,8 +52,12 @@ def on_call_event(kind: str, call: CallSession, **details: Any) -> None:
 
 def _may_concern_a_transfer(kind: str, call: CallSession, details: dict[str, Any]) -> bool:
     if kind == "status":
-        # A transfer may be waiting for a call whose session was never redirected to us yet.
-        return str(details.get("status") or "") in ENDED_STATUSES
+        # Only a call that reached an agent can carry a transfer: one already redirected into
+        # secure pay (channel "agent"), or one still with the agent, whose transfer may be waiting
+        # for a redirect Twilio has not fetched yet (the same calls /api/agent/calls offers).
+        return str(details.get("status") or "") in ENDED_STATUSES and (
+            call.channel == "agent" or call.state in AGENT_STATES
+        )
     return call.channel == "agent" and bool((call.data or {}).get("transfer_id"))
 
 
