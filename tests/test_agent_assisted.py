@@ -278,6 +278,64 @@ def test_declined_card_ends_the_session_and_a_new_one_can_start(
     assert again.status_code == 201
 
 
+@pytest.mark.parametrize(
+    ("failure", "event", "outcome"),
+    [
+        ("crash", "payment_intent.succeeded", ("approved", None)),
+        ("crash", "payment_intent.payment_failed", ("declined", "insufficient_funds")),
+        ("unavailable", "payment_intent.succeeded", ("approved", None)),
+    ],
+)
+def test_an_interrupted_charge_still_reaches_the_console_through_stripes_webhook(
+    app, client, make_account, key, fake_twilio, monkeypatch, failure, event, outcome
+):
+    from test_stripe_webhooks import intent, send_event
+
+    from payments import PaymentUnavailable
+
+    make_account()
+    s, _ = start(client, key, fake_twilio)
+    capture_all(s)
+    s.act("complete")
+    gateway = app.extensions["ivr.gateway"]
+
+    def interrupted(**charge):  # the attempt is on record; then the request to Stripe breaks
+        if failure == "crash":
+            raise SystemError("worker killed while waiting for Stripe")
+        raise PaymentUnavailable("timed out")
+
+    monkeypatch.setattr(gateway, "charge", interrupted)
+    result = twilio_params(s.call_sid, Sid=s.payment_sid, Result="success", PaymentToken="pm_card_visa")
+    first = signed_post(client, s.callback_url, result)
+    assert first.status_code == (500 if failure == "crash" else 204)
+    monkeypatch.undo()
+    assert signed_post(client, s.callback_url, result).status_code == 204  # Twilio redelivers
+    stuck = s.state()  # the redelivery is dropped: that result was already processed
+    assert stuck["status"] == ("processing" if failure == "crash" else "failed")
+
+    with app.app_context():
+        payment = db.session.scalar(sa.select(Payment))
+        assert payment.status == ("pending" if failure == "crash" else "error")
+        obj = intent(payment)
+    if event == "payment_intent.payment_failed":
+        obj.update(status="requires_payment_method",
+                   last_payment_error={"code": "card_declined", "decline_code": "insufficient_funds"})
+    assert send_event(client, event, obj).status_code == 200  # Stripe reports the charge
+
+    shown = s.state()
+    assert (shown["status"], shown["reason"]) == outcome
+    assert shown["version"] > stuck["version"]  # the polling console sees a change
+    assert s.state() == shown  # changed once, then stable
+    with app.app_context():
+        payment = db.session.get(Payment, payment.id)
+        assert shown["confirmation_number"] == payment.confirmation_number
+        if outcome[0] == "approved":
+            assert len(payment.confirmation_number) == 8
+    assert s.act("capture", field="security-code").status_code == 409
+    outcomes = [e.outcome for e in audit_rows(app) if e.action == "assisted.outcome"]
+    assert outcomes[-1] == outcome[0] and outcomes.count(outcome[0]) == 1
+
+
 def test_cancel_ends_the_session_without_charging(
     client, make_account, key, fake_twilio, stripe_api
 ):

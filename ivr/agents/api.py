@@ -261,6 +261,7 @@ def get_assisted(caller: Caller, assisted_id: str):
     row = db.session.get(AssistedPayment, assisted_id)
     if row is None:
         raise Problem(404, "unknown_payment", f"No assisted payment {assisted_id}.")
+    row = assisted.follow_payment(row)  # e.g. settled by Stripe's webhook after a crash mid-charge
     body = assisted.representation(row)
     db.session.commit()
     return jsonify(body)

@@ -109,6 +109,43 @@ def representation(row: AssistedPayment) -> dict[str, Any]:
     return out
 
 
+def follow_payment(row: AssistedPayment) -> AssistedPayment:
+    """Bring a session whose charge outcome it never recorded in line with its Payment; commits.
+
+    The attempt (``payment_id``) is committed before Stripe is called. If the process dies during
+    the charge, Twilio's redelivered result is ignored (already processed) and Stripe's webhook
+    settles the Payment alone: the session would stay ``processing`` for ever. Likewise a session
+    ``failed`` as ``processor_unavailable`` whose charge Stripe later reports. Reading the session
+    takes the Payment's outcome once it is known (approved or declined), with its audit entry.
+    """
+    if row.payment_id is None or row.status not in ("processing", "failed"):
+        return row
+    payment = db.session.get(Payment, row.payment_id)
+    if payment is None or payment.status not in ("succeeded", "declined"):
+        return row
+    db.session.refresh(row, with_for_update=True)  # locked, and as committed by now
+    if row.status not in ("processing", "failed"):  # recorded meanwhile by the charge itself
+        db.session.commit()
+        return row
+    if payment.status == "succeeded":
+        _touch(row, status="approved", reason=None, field=None)
+        detail = f"payment {payment.id} confirmation {payment.confirmation_number} (settled by Stripe)"
+    else:
+        _touch(row, status="declined", reason=payment.decline_code or "card_declined", field=None)
+        detail = f"{row.reason} (settled by Stripe)"
+    audit.record(
+        db.session.get(Agent, row.agent_id),
+        "assisted.outcome",
+        row.status,
+        account_number=_account_number(row),
+        call_sid=row.call_sid,
+        subject=row.id,
+        detail=detail,
+    )
+    db.session.commit()
+    return row
+
+
 def _touch(row: AssistedPayment, **values: Any) -> None:
     for name, value in values.items():
         setattr(row, name, value)
