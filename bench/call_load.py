@@ -9,6 +9,7 @@ under the same gunicorn settings. Prints per-webhook p50/p99, calls per second a
 """
 
 import argparse
+import multiprocessing
 import http.client
 import os
 import random
@@ -20,6 +21,7 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from ivr.twilio_adapter import compute_signature  # noqa: E402
 
 TOKEN = "bench-auth-token"
+CALL_WEBHOOKS = 11  # webhooks in one simulated call (each followed by the think time)
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -75,6 +78,10 @@ def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.
     raise SystemExit(f"server on port {port} did not start")
 
 
+class RunOver(Exception):
+    """The measuring window closed in the middle of a call."""
+
+
 class Caller:
     """One virtual phone: places whole calls in a loop, recording latency per webhook."""
 
@@ -93,6 +100,10 @@ class Caller:
             "X-Twilio-Signature": compute_signature(url, params, TOKEN),
         }
         path = url[len(self.base):]
+        if self.stop.is_set():
+            # The run is over: hang up instead of firing the rest of the call with no pauses,
+            # which would measure a burst no real caller makes.
+            raise RunOver
         start = time.perf_counter()
         self.conn.request("POST", path, body=body, headers=headers)
         response = self.conn.getresponse()
@@ -137,21 +148,28 @@ class Caller:
         self.calls += 1
 
     def run(self) -> None:
+        # Independent callers do not all dial at the same instant: spread the first calls over one
+        # call's length, so the measured window is a steady state rather than 50 calls in lockstep.
+        self.stop.wait(random.uniform(0, self.think * CALL_WEBHOOKS))
         while not self.stop.is_set():
             try:
                 self.one_call()
+            except RunOver:
+                break
             except Exception:  # a broken connection counts as an error; reconnect and go on
                 self.errors += 1
                 self.conn.close()
 
 
-def drive(port: int, base: str, concurrency: int, seconds: float, bare: bool, think: float, warmup: float = 5.0):
+def _drive_share(port: int, base: str, numbers: list[int], bare: bool, think: float, warmup: float,
+                 seconds: float) -> tuple[dict[str, list[float]], int, int, float]:
+    """One load process: a thread per caller in ``numbers``; returns its latencies and counts."""
     results: dict[str, list[float]] = defaultdict(list)
     stop = threading.Event()
-    callers = [
-        Caller(port, base, f"+1202{5550000 + i:07d}"[:12], f"+1202{5550000 + i:07d}"[:12][-4:], bare, results, stop, think)
-        for i in range(concurrency)
-    ]
+    callers = []
+    for i in numbers:
+        phone = f"+1202{5550000 + i:07d}"[:12]
+        callers.append(Caller(port, base, phone, phone[-4:], bare, results, stop, think))
     threads = [threading.Thread(target=c.run, daemon=True) for c in callers]
     for t in threads:
         t.start()
@@ -166,8 +184,30 @@ def drive(port: int, base: str, concurrency: int, seconds: float, bare: bool, th
     for t in threads:
         t.join(timeout=30)
     elapsed = time.perf_counter() - started
-    calls = sum(c.calls for c in callers)
-    errors = sum(c.errors for c in callers)
+    return dict(results), sum(c.calls for c in callers), sum(c.errors for c in callers), elapsed
+
+
+def drive(port: int, base: str, concurrency: int, seconds: float, bare: bool, think: float,
+          warmup: float | None = None, processes: int = 5):
+    """Run ``concurrency`` callers spread over ``processes`` load processes (one GIL each, so the
+    load generator's own thread scheduling does not show up as server latency)."""
+    if warmup is None:  # long enough for every caller to be in the middle of a call
+        warmup = 5.0 + think * CALL_WEBHOOKS * 1.5
+    shares = [list(range(concurrency))[k::processes] for k in range(processes)]
+    shares = [share for share in shares if share]
+    results: dict[str, list[float]] = defaultdict(list)
+    calls = errors = 0
+    elapsed = seconds
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
+        futures = [pool.submit(_drive_share, port, base, share, bare, think, warmup, seconds) for share in shares]
+        for future in futures:
+            part, part_calls, part_errors, part_elapsed = future.result()
+            for kind, values in part.items():
+                results[kind] += values
+            calls += part_calls
+            errors += part_errors
+            elapsed = max(elapsed, part_elapsed)
     return results, calls / elapsed, calls, errors
 
 
@@ -195,6 +235,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--load-processes", type=int, default=5, help="processes the callers are spread over")
     parser.add_argument("--think", type=float, default=1.0,
                         help="mean seconds a caller listens between webhooks (0: back-to-back saturation)")
     args = parser.parse_args()
@@ -208,7 +249,7 @@ def main() -> None:
     settings = ["--workers", str(args.workers), "--threads", str(args.threads)]
     ivr = start_server([sys.executable, "-m", "ivr.cli", "serve", "--port", str(port), *settings, "--no-access-log"], env, port)
     try:
-        ours = report("ivr serve (PostgreSQL, sandbox gateway)", *drive(port, base, args.calls_concurrent, args.seconds, False, args.think))
+        ours = report("ivr serve (PostgreSQL, sandbox gateway)", *drive(port, base, args.calls_concurrent, args.seconds, False, args.think, processes=args.load_processes))
     finally:
         ivr.terminate()
         ivr.wait()
@@ -218,7 +259,7 @@ def main() -> None:
     try:
         base_bare = f"http://127.0.0.1:{bare_port}"
         theirs = report("bare Flask, fixed TwiML (same gunicorn settings)",
-                        *drive(bare_port, base_bare, args.calls_concurrent, args.seconds, True, args.think))
+                        *drive(bare_port, base_bare, args.calls_concurrent, args.seconds, True, args.think, processes=args.load_processes))
     finally:
         bare.terminate()
         bare.wait()
