@@ -24,6 +24,9 @@ from .phones import to_e164
 
 logger = logging.getLogger(__name__)
 
+# Twilio's CallStatus values after which a call is over.
+ENDED_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
 
 def lock(call_sid: str) -> CallSession | None:
     """The call's row, locked until the transaction ends (None for an unknown call)."""

@@ -243,7 +243,7 @@ def call_status():
     if call is not None:
         status = request.form.get("CallStatus", "")
         call.call_status = status
-        if status in {"completed", "busy", "failed", "no-answer", "canceled"} and call.ended_at is None:
+        if status in calls.ENDED_CALL_STATUSES and call.ended_at is None:
             call.ended_at = utcnow()
         call_events.emit("status", call, status=status, form=request.form)
     db.session.commit()

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 
 from ..accounts_csv import normalise_account_number
+from ..calls import ENDED_CALL_STATUSES
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, CallSession, utcnow
@@ -215,7 +216,7 @@ def calls_with_agents(caller: Caller):
             CallSession.updated_at >= since,
             sa.or_(
                 CallSession.call_status.is_(None),
-                CallSession.call_status.notin_(list(progress.ENDED_STATUSES)),
+                CallSession.call_status.notin_(list(ENDED_CALL_STATUSES)),
             ),
         )
         .order_by(CallSession.updated_at.desc())

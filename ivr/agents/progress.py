@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flows import State
 
 from .. import call_events
+from ..calls import ENDED_CALL_STATUSES
 from ..extensions import db
 from ..models import Account, CallSession, Payment
 from . import audit, transfers
@@ -24,7 +25,6 @@ DECLINE_STATES = {
     State.CARD_UNREADABLE: "card_unreadable",
     State.PROCESSOR_DOWN: "processor_unavailable",
 }
-ENDED_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 AGENT_STATES = (State.AGENT.value, State.RETURN_TO_AGENT.value)  # the IVR dialled an agent
 FINAL_REASONS = {
     State.NO_INPUT: "no_input",
@@ -55,7 +55,7 @@ def _may_concern_a_transfer(kind: str, call: CallSession, details: dict[str, Any
         # Only a call that reached an agent can carry a transfer: one already redirected into
         # secure pay (channel "agent"), or one still with the agent, whose transfer may be waiting
         # for a redirect Twilio has not fetched yet (the same calls /api/agent/calls offers).
-        return str(details.get("status") or "") in ENDED_STATUSES and (
+        return str(details.get("status") or "") in ENDED_CALL_STATUSES and (
             call.channel == "agent" or call.state in AGENT_STATES
         )
     return call.channel == "agent" and bool((call.data or {}).get("transfer_id"))
@@ -124,7 +124,7 @@ def _on_pay_field(call: CallSession, field: str) -> None:
 
 
 def _on_status(call: CallSession, status: str) -> None:
-    if status not in ENDED_STATUSES:
+    if status not in ENDED_CALL_STATUSES:
         return
     active = db.session.scalars(
         sa.select(Transfer)

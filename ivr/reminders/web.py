@@ -20,6 +20,7 @@ import prompts
 from flows import State
 
 from .. import call_events, calls, twilio_adapter
+from ..calls import ENDED_CALL_STATUSES
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, utcnow
@@ -38,7 +39,6 @@ bp = Blueprint("reminders", __name__)
 CSRF_COOKIE = "ivr_r_csrf"
 CSRF_FIELD = "csrf"
 REFRESH_SECONDS = 5
-FINAL_CALL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 # --- the link page ------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def callback_status():
     call = calls.lock(call_sid)
     if call is not None:
         call.call_status = status
-        if status in FINAL_CALL_STATUSES and call.ended_at is None:
+        if status in ENDED_CALL_STATUSES and call.ended_at is None:
             call.ended_at = utcnow()
         call_events.emit("status", call, status=status, form=form)
     db.session.commit()
