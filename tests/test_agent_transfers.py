@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 
 import pytest
 import requests
@@ -785,3 +786,42 @@ def test_transfers_are_rate_limited_per_key(app, client, make_account, key, fake
     assert refused.status_code == 429
     assert len(fake_twilio.updates) == 1
     assert audit_rows(app)[-1].action == "rate_limited.pay"
+
+
+def test_a_double_click_opens_one_transfer_not_two(app, make_account, key, fake_twilio, database_url, monkeypatch):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the per-call advisory lock is PostgreSQL's; SQLite is the single-user demo")
+    import threading
+
+    from ivr.agents import transfers as transfers_module
+
+    make_account()
+    call_sid = fake_twilio.add_call()
+    both_checked_the_call = threading.Barrier(2, timeout=10)
+    real_live_call, real_record = transfers_module.live_call, transfers_module.audit.record
+
+    def live_call(sid):
+        real_live_call(sid)
+        both_checked_the_call.wait()  # the two requests reach the "busy?" check together
+
+    def slow_record(*args, **kwargs):
+        if args[2] == "created":
+            time.sleep(0.3)  # widen the gap between "not busy" and the commit
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(transfers_module, "live_call", live_call)
+    monkeypatch.setattr(transfers_module.audit, "record", slow_record)
+    answers = []
+
+    def click():
+        with app.test_client() as client:
+            answers.append(transfer(client, key, call_sid=call_sid, account_number="12345001").status_code)
+
+    clicks = [threading.Thread(target=click) for _ in range(2)]
+    for thread in clicks:
+        thread.start()
+    for thread in clicks:
+        thread.join(timeout=30)
+    assert sorted(answers) == [201, 409]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Transfer)) == 1

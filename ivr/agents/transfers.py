@@ -95,7 +95,15 @@ def lock(transfer_id: str) -> Transfer | None:
 
 
 def call_not_busy(call_sid: str) -> None:
-    """Refuse (409) a second transfer or assisted session while one is under way on the call."""
+    """Refuse (409) a second transfer or assisted session while one is under way on the call.
+
+    On PostgreSQL two requests for one call take turns from here until the caller's commit (a
+    transaction-scoped advisory lock), so a double click cannot open two payment sessions.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"agent-call:{call_sid}"}
+        )
     now = utcnow()
     for transfer in db.session.scalars(
         sa.select(Transfer).where(Transfer.call_sid == call_sid, Transfer.status.in_(ACTIVE))
