@@ -213,7 +213,8 @@ def test_assisted_payment_field_by_field_with_a_reask(
             == "receipt"
         )
     assert stripe_api.requests[0].headers["Idempotency-Key"] == payment.attempt_key
-    shown = json.dumps(done)
+    # Without the random confirmation number and timestamps, which could hold "1229" by chance.
+    shown = json.dumps({k: v for k, v in done.items() if k != "confirmation_number" and not k.endswith("_at")})
     assert "1229" not in shown and "30301" not in shown and "pm_card_visa" not in shown
     with app.app_context():
         stored = json.dumps(db.session.get(AssistedPayment, s.id).fields)
