@@ -30,10 +30,7 @@ from ..twiml import url
 from . import audit, transfers
 from .checks import (
     Problem,
-    find_account,
-    live_call,
     new_id,
-    payable_amount,
     twilio_problem,
 )
 from .models import Agent, AssistedPayment, ProcessedCallback
@@ -166,22 +163,7 @@ def start(agent: Agent, req: PayRequest) -> AssistedPayment:
 
     :raises Problem: as for transfers (404, 422, 409, 502/503).
     """
-    try:
-        account = find_account(req.account_number)
-        amount = payable_amount(account, req.amount_cents)
-        live_call(req.call_sid)
-        transfers.call_not_busy(req.call_sid)
-    except Problem as problem:
-        audit.record(
-            agent,
-            "assisted.start",
-            str(problem.status),
-            account_number=req.account_number,
-            call_sid=req.call_sid,
-            detail=problem.code,
-        )
-        db.session.commit()
-        raise
+    account, amount = transfers.check_request(agent, req, "assisted.start")
     row = AssistedPayment(
         id=new_id("ap_"),
         agent_id=agent.id,

@@ -134,13 +134,12 @@ def call_not_busy(call_sid: str) -> None:
         )
 
 
-def start(agent: Agent, req: PayRequest) -> Transfer:
-    """Check everything, record the transfer, then redirect the live call into secure pay.
+def check_request(agent: Agent, req: PayRequest, action: str) -> tuple[Account, int]:
+    """The account and amount to charge, once the call is live, ours and free (transfer or assisted).
 
-    :raises Problem: 404 unknown account, 422 amount, 409 call not live / not ours / busy,
-        502/503 Twilio trouble. Every outcome is in the audit log.
+    :raises Problem: 404 unknown account, 422 amount, 409 call not live / not ours / busy; each
+        refusal is written to the audit log as ``action`` and committed.
     """
-    account = None
     try:
         account = find_account(req.account_number)
         amount = payable_amount(account, req.amount_cents)
@@ -149,7 +148,7 @@ def start(agent: Agent, req: PayRequest) -> Transfer:
     except Problem as problem:
         audit.record(
             agent,
-            "transfer.create",
+            action,
             str(problem.status),
             account_number=req.account_number,
             call_sid=req.call_sid,
@@ -157,7 +156,16 @@ def start(agent: Agent, req: PayRequest) -> Transfer:
         )
         db.session.commit()
         raise
+    return account, amount
 
+
+def start(agent: Agent, req: PayRequest) -> Transfer:
+    """Check everything, record the transfer, then redirect the live call into secure pay.
+
+    :raises Problem: 404 unknown account, 422 amount, 409 call not live / not ours / busy,
+        502/503 Twilio trouble. Every outcome is in the audit log.
+    """
+    account, amount = check_request(agent, req, "transfer.create")
     transfer = Transfer(
         id=new_id("tr_"),
         agent_id=agent.id,
