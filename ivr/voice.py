@@ -12,12 +12,11 @@ from flask import Blueprint, current_app, request
 import flows
 from flows import KeyPress, PayOutcome, Silence, State
 from flows.steps import APPROVED, CALLER_HUNG_UP, DECLINED, STAR, UNAVAILABLE, UNREADABLE
-from payments import PaymentUnavailable
 
 from . import call_events, calls, ledger
 from .extensions import db
 from .masking import mask
-from .models import Account, CallSession, Payment, utcnow
+from .models import Account, CallSession, utcnow
 from .security import twilio_signed
 from .twiml import apology, render_turn, xml_response
 
@@ -187,27 +186,17 @@ def _charge(call: CallSession, token: str, form) -> PayOutcome:
         "call_sid": call.call_sid,
         "channel": call.channel,
     }
+    description = f"{current_app.config['ORG_NAME']} account ending {account.last4}"
     call.data = {**data, "charging_seq": call.seq}
     db.session.commit()  # the attempt is on record before any money moves
 
-    gateway = current_app.extensions["ivr.gateway"]
-    try:
-        result = gateway.charge(
-            token=token,
-            amount_cents=amount,
-            currency="usd",
-            idempotency_key=payment.attempt_key,
-            metadata=metadata,
-            customer=form.get("ProfileId") or None,
-            description=f"{current_app.config['ORG_NAME']} account ending {account.last4}",
-        )
-    except PaymentUnavailable:
+    payment = ledger.charge(
+        payment_id, token=token, metadata=metadata, description=description,
+        customer=form.get("ProfileId") or None,
+    )
+    if payment is None:
         logger.warning("call %s: payment processor unavailable", call.call_sid)
-        payment = db.session.get(Payment, payment_id)
-        ledger.mark_unavailable(payment)
         return PayOutcome(UNAVAILABLE, {"pay_attempts": attempts})
-
-    payment = ledger.settle(db.session.get(Payment, payment_id), result)
     if payment.status == "succeeded":
         return PayOutcome(
             APPROVED,

@@ -17,8 +17,6 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from payments import PaymentUnavailable
-
 from .. import ledger
 from ..extensions import db
 from ..masking import mask, mask_numbers
@@ -521,40 +519,28 @@ def _charge(row: AssistedPayment, form: Mapping[str, str]) -> None:
         "channel": "agent",
         "agent": agent.name,
     }
-    attempt_key = payment.attempt_key
     description = f"{current_app.config['ORG_NAME']} account ending {account.last4}"
     db.session.commit()  # the attempt is on record before any money moves
 
-    gateway = current_app.extensions["ivr.gateway"]
-    try:
-        result = gateway.charge(
-            token=form["PaymentToken"],
-            amount_cents=row.amount_cents,
-            currency="usd",
-            idempotency_key=attempt_key,
-            metadata=metadata,
-            customer=form.get("ProfileId") or None,
-            description=description,
-        )
-    except PaymentUnavailable:
+    settled = ledger.charge(
+        payment_id, token=form["PaymentToken"], metadata=metadata, description=description,
+        customer=form.get("ProfileId") or None,
+    )
+    if settled is None:  # the processor could not be reached
         logger.warning("assisted payment %s: payment processor unavailable", row_id)
-        payment = db.session.get(Payment, payment_id)
-        assert payment is not None
-        ledger.mark_unavailable(payment)
         row = lock(row_id)
         assert row is not None
         _touch(row, status="failed", reason="processor_unavailable")
     else:
-        payment = ledger.settle(db.session.get(Payment, payment_id), result)
         row = lock(row_id)
         assert row is not None
-        if payment.status == "succeeded":
+        if settled.status == "succeeded":
             _touch(row, status="approved", reason=None)
         else:
-            _touch(row, status="declined", reason=payment.decline_code or "card_declined")
+            _touch(row, status="declined", reason=settled.decline_code or "card_declined")
     detail = row.reason
-    if row.status == "approved":
-        detail = f"payment {payment_id} confirmation {payment.confirmation_number}"
+    if settled is not None and row.status == "approved":
+        detail = f"payment {payment_id} confirmation {settled.confirmation_number}"
     audit.record(
         agent,
         "assisted.outcome",
