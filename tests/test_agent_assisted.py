@@ -6,8 +6,8 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from fake_twilio import FakeTwilio
-from helpers import ACCOUNT_SID, BASE
+from agent_fixtures import _stripe, app_config, fake_twilio  # noqa: F401  (fixtures)
+from helpers import BASE
 from test_agent_support import audit_rows, bearer, new_agent, signed_post, twilio_params
 
 from ivr.agents.models import AssistedPayment
@@ -15,24 +15,6 @@ from ivr.extensions import db
 from ivr.models import OutboxMessage, Payment
 
 ALL_FIELDS = "payment-card-number,expiration-date,security-code,postal-code"
-
-
-@pytest.fixture
-def fake_twilio():
-    with FakeTwilio(ACCOUNT_SID) as fake:
-        yield fake
-
-
-@pytest.fixture
-def app_config(app_config, fake_twilio):
-    app_config["TWILIO_API_BASE"] = fake_twilio.url
-    return app_config
-
-
-@pytest.fixture(autouse=True)
-def _stripe(stripe_api, fake_twilio):
-    stripe_api.rsps.add_passthru(fake_twilio.url)
-    return stripe_api
 
 
 @pytest.fixture

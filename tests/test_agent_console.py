@@ -4,24 +4,11 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from fake_twilio import FakeTwilio
-from helpers import ACCOUNT_SID
+from agent_fixtures import app_config, fake_twilio  # noqa: F401  (fixtures)
 from test_agent_support import audit_rows, new_agent
 
 from ivr.agents.models import Agent
 from ivr.extensions import db
-
-
-@pytest.fixture
-def fake_twilio():
-    with FakeTwilio(ACCOUNT_SID) as fake:
-        yield fake
-
-
-@pytest.fixture
-def app_config(app_config, fake_twilio):
-    app_config["TWILIO_API_BASE"] = fake_twilio.url
-    return app_config
 
 
 @pytest.fixture

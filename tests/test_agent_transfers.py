@@ -14,8 +14,8 @@ import pytest
 import requests
 import responses
 import sqlalchemy as sa
-from fake_twilio import FakeTwilio
-from helpers import ACCOUNT_SID, BASE, CallActions
+from agent_fixtures import _stripe, app_config, fake_twilio  # noqa: F401  (fixtures)
+from helpers import BASE, CallActions
 from live import ivr_env
 from test_agent_support import audit_rows, bearer, new_agent
 
@@ -26,26 +26,6 @@ from ivr.models import OutboxMessage, Payment
 
 AGENT_PHONE = "+12025550111"
 HOOK = "https://crm.example.coop/ivr-hook"
-
-
-@pytest.fixture
-def fake_twilio():
-    with FakeTwilio(ACCOUNT_SID) as fake:
-        yield fake
-
-
-@pytest.fixture
-def app_config(app_config, fake_twilio):
-    app_config["TWILIO_API_BASE"] = fake_twilio.url
-    return app_config
-
-
-@pytest.fixture(autouse=True)
-def _stripe(stripe_api, fake_twilio):
-    stripe_api.rsps.add_passthru(
-        fake_twilio.url
-    )  # Twilio goes to the loopback fake, Stripe to `responses`
-    return stripe_api
 
 
 @pytest.fixture
