@@ -9,8 +9,8 @@ under the same gunicorn settings. Prints per-webhook p50/p99, calls per second a
 """
 
 import argparse
-import multiprocessing
 import http.client
+import multiprocessing
 import os
 import random
 import statistics

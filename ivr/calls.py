@@ -1,18 +1,22 @@
 """Move a call between the database and the flow engine. The call's state of record is its row.
 
-Every webhook of a call locks its ``CallSession`` row (``SELECT … FOR UPDATE`` on PostgreSQL), so two
-server processes answering the same call take turns, and a request Twilio delivers twice is spotted
-by its ``seq`` and answered with the saved TwiML.
+``seq`` numbers a call's answers: an action URL carries the seq it answers, so a request Twilio
+delivers twice is spotted and answered with the saved TwiML. ``version`` counts the row's writes.
+A menu step reads the row without a lock, decides, and saves with ``UPDATE … WHERE version = <the
+version it read>``: of two processes answering the same request, one writes and the other finds
+the row moved on. Webhooks that also lock other rows (the ``<Pay>`` result, agent transfers,
+callbacks, status callbacks) lock the call's row first (``SELECT … FOR UPDATE`` on PostgreSQL).
 """
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from flows import AccountView, State, Turn
 
@@ -28,38 +32,166 @@ logger = logging.getLogger(__name__)
 ENDED_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 
-def lock(call_sid: str) -> CallSession | None:
-    """The call's row, locked until the transaction ends (None for an unknown call)."""
-    return db.session.scalar(
-        sa.select(CallSession)
-        .where(CallSession.call_sid == call_sid)
-        .options(joinedload(CallSession.identified_account))  # one round trip, not two
-        .with_for_update(of=CallSession)  # the account row is read, not locked
+class CallMoved(Exception):
+    """The call's row was written by another request after this one read it; nothing was saved."""
+
+_CALLS = CallSession.__table__
+_ACCOUNTS = Account.__table__
+# The fields a webhook may change.
+_WRITABLE = ("from_number", "to_number", "channel", "state", "language", "account_id", "data", "seq",
+             "last_twiml", "call_status", "ended_at")
+
+
+@dataclass(eq=False)
+class CallRow:
+    """A call's row as the webhooks read and write it: plain data, saved by ``save``.
+
+    Core statements, not ORM objects: a menu step is one read and one conditional write, and the
+    ORM's unit of work was most of a step's time (README, "Speed").
+    """
+
+    call_sid: str
+    from_number: str | None = None
+    to_number: str | None = None
+    channel: str = "ivr"
+    state: str = ""
+    language: str = "en"
+    account_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    last_twiml: str | None = None
+    call_status: str | None = None
+    ended_at: datetime | None = None
+    id: int | None = None  # None until the row is first saved
+    account: AccountView | None = None  # the identified account, read with the row
+    version: int | None = None  # the version read (None: not in the database yet)
+
+
+_READ = (
+    sa.select(
+        _CALLS,
+        _ACCOUNTS.c.account_number.label("a_account_number"),
+        _ACCOUNTS.c.balance_cents.label("a_balance_cents"),
+        _ACCOUNTS.c.past_due_cents.label("a_past_due_cents"),
+        _ACCOUNTS.c.due_date.label("a_due_date"),
+        _ACCOUNTS.c.language.label("a_language"),
+        _ACCOUNTS.c.status.label("a_status"),
+    )
+    .select_from(_CALLS.outerjoin(_ACCOUNTS, _ACCOUNTS.c.id == _CALLS.c.account_id))
+    .where(_CALLS.c.call_sid == sa.bindparam("call_sid"))
+)
+_LOCK = _READ.with_for_update(of=_CALLS)  # the account row is read, not locked
+_UPDATE = (
+    sa.update(_CALLS)
+    .where(_CALLS.c.id == sa.bindparam("row_id"), _CALLS.c.version == sa.bindparam("read_version"))
+    .values({name: sa.bindparam(name) for name in (*_WRITABLE, "version", "updated_at")})
+)
+_INSERT = sa.insert(_CALLS).values(
+    {name: sa.bindparam(name) for name in ("call_sid", *_WRITABLE, "version", "created_at", "updated_at")}
+)
+
+
+def _row(found: Any) -> CallRow | None:
+    if found is None:
+        return None
+    m = found._mapping
+    account = None
+    if m["a_account_number"] is not None:
+        account = AccountView(
+            account_number=m["a_account_number"],
+            balance_cents=m["a_balance_cents"],
+            past_due_cents=m["a_past_due_cents"],
+            due_date=m["a_due_date"],
+            language=m["a_language"],
+            status=m["a_status"],
+        )
+    values = {name: m[name] for name in _WRITABLE}
+    return CallRow(call_sid=m["call_sid"], id=m["id"], account=account, version=m["version"], **values)
+
+
+def _in_transaction() -> bool:
+    """This request's session has begun a transaction (it read or wrote something)."""
+    return db.session().in_transaction()
+
+
+def _outside_transaction() -> sa.Connection:
+    """A pooled connection in autocommit: each statement is its own transaction (no BEGIN/COMMIT)."""
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def read(call_sid: str) -> CallRow | None:
+    """The call's row as it is now, without a lock (None for an unknown call).
+
+    Pair with ``save``: it writes only if nobody wrote the row in between.
+    """
+    if _in_transaction():  # see what this request's own transaction already wrote
+        return _row(db.session.execute(_READ, {"call_sid": call_sid}).first())
+    with _outside_transaction() as conn:
+        return _row(conn.execute(_READ, {"call_sid": call_sid}).first())
+
+
+def lock(call_sid: str) -> CallRow | None:
+    """The call's row, locked until the session's transaction ends (None for an unknown call)."""
+    return _row(db.session.execute(_LOCK, {"call_sid": call_sid}).first())
+
+
+def new(call_sid: str, *, from_number: str | None, to_number: str | None, state: State,
+        channel: str = "ivr", account: Account | None = None, data: Mapping[str, Any] | None = None,
+        language: str = "en") -> CallRow:
+    """A call not yet in the database; ``save`` inserts it."""
+    return CallRow(
+        call_sid=call_sid, from_number=from_number, to_number=to_number, state=state.value,
+        channel=channel, account_id=account.id if account else None, data=dict(data or {}),
+        language=language, account=account_view(account) if account else None,
     )
 
 
+def save(call: CallRow) -> bool:
+    """Write ``call``; False (nothing written) when the row was written since it was read, or when
+    a new call's row was created by another delivery meanwhile.
+
+    Inside the session's transaction when there is one, so whatever else the webhook wrote
+    commits or rolls back with the call; otherwise a single autocommitted statement.
+    """
+    now = utcnow()
+    new_version = 1 if call.version is None else call.version + 1
+    params = {name: getattr(call, name) for name in _WRITABLE}
+    params.update(version=new_version, updated_at=now)
+    if call.version is None:
+        statement = _INSERT
+        params.update(call_sid=call.call_sid, created_at=now)
+    else:
+        statement = _UPDATE
+        params.update(row_id=call.id, read_version=call.version)
+    try:
+        if not _in_transaction():
+            with _outside_transaction() as conn:
+                result = conn.execute(statement, params)
+        elif call.version is None:  # a savepoint, so a lost race leaves the transaction usable
+            with db.session.begin_nested():
+                result = db.session.execute(statement, params)
+        else:
+            result = db.session.execute(statement, params)
+    except IntegrityError:  # another process inserted this call a moment ago
+        return False
+    if call.version is None:
+        call.id = result.inserted_primary_key[0]
+    elif result.rowcount != 1:
+        return False
+    call.version = new_version
+    return True
+
+
 def begin(call_sid: str, *, from_number: str | None, to_number: str | None, state: State,
-          channel: str = "ivr", account_id: int | None = None, data: Mapping[str, Any] | None = None,
-          language: str = "en") -> tuple[CallSession, bool]:
+          channel: str = "ivr", account: Account | None = None, data: Mapping[str, Any] | None = None,
+          language: str = "en") -> tuple[CallRow, bool]:
     """The call's locked row, creating it if new; the flag says whether it was just created."""
     existing = lock(call_sid)
     if existing is not None:
         return existing, False
-    row = CallSession(
-        call_sid=call_sid,
-        from_number=from_number,
-        to_number=to_number,
-        state=state.value,
-        channel=channel,
-        account_id=account_id,
-        data=dict(data or {}),
-        language=language,
-        seq=0,
-    )
-    try:
-        with db.session.begin_nested():
-            db.session.add(row)
-    except IntegrityError:  # another process created it a moment ago: use theirs
+    row = new(call_sid, from_number=from_number, to_number=to_number, state=state, channel=channel,
+              account=account, data=data, language=language)
+    if not save(row):
         existing = lock(call_sid)
         assert existing is not None
         return existing, False
@@ -68,18 +200,20 @@ def begin(call_sid: str, *, from_number: str | None, to_number: str | None, stat
 
 def enter_identified(call_sid: str, *, state: State, channel: str, account: Account,
                      data: Mapping[str, Any], from_number: str | None = None,
-                     to_number: str | None = None) -> CallSession:
+                     to_number: str | None = None) -> CallRow:
     """Put a call (new, or one already in the flow) at ``state`` with ``account`` identified.
 
     Used when an agent transfers a caller into secure pay and when a reminder callback is answered.
     The ``seq`` keeps counting, so answers to the call's earlier TwiML are recognised as stale.
+    The row stays locked; the caller's ``start_call`` saves it.
     """
     call, created = begin(call_sid, from_number=from_number, to_number=to_number, state=state,
-                          channel=channel, account_id=account.id, data=data, language=account.language)
+                          channel=channel, account=account, data=data, language=account.language)
     if not created:
         call.state = state.value
         call.channel = channel
         call.account_id = account.id
+        call.account = account_view(account)
         call.data = {"language": call.language, **dict(data)}
         call.ended_at = None
     else:
@@ -102,14 +236,13 @@ def account_view(account: Account) -> AccountView:
 class DbCallContext:
     """``flows.CallContext`` over the database for one call."""
 
-    def __init__(self, call: CallSession) -> None:
+    def __init__(self, call: CallRow) -> None:
         cfg = current_app.config
         self.call = call
         self.data: Mapping[str, Any] = dict(call.data or {})
         self.agent_available = bool(cfg["AGENT_TRANSFER_NUMBER"])
         self.min_payment_cents = int(cfg["MIN_PAYMENT_CENTS"])
         self.max_payment_cents = cfg["MAX_PAYMENT_CENTS"]
-        self._account: Account | None = None  # held, so the session's weak identity map keeps it
 
     def caller_accounts(self) -> list[AccountView]:
         caller = to_e164(self.call.from_number)
@@ -123,22 +256,20 @@ class DbCallContext:
         return [account_view(a) for a in rows]
 
     def account(self) -> AccountView | None:
-        if self._account is None and self.call.account_id is not None:
-            self._account = db.session.get(Account, self.call.account_id)
-        return account_view(self._account) if self._account is not None else None
+        return self.call.account
 
     def verify(self, account_number: str, last4: str) -> bool:
         account = identity.verify(account_number, last4, self.call.call_sid)
         if account is None:
             return False
-        self._account = account
         self.call.account_id = account.id
+        self.call.account = account_view(account)
         logger.info("call %s identified account %s", self.call.call_sid, mask(account.account_number))
         return True
 
 
-def apply(call: CallSession, turn: Turn, twiml: str) -> None:
-    """Save the turn: new state, merged data, language, the answer and the next ``seq``."""
+def apply(call: CallRow, turn: Turn, twiml: str) -> None:
+    """Apply the turn (``save`` writes it): new state, merged data, language, the answer and the next ``seq``."""
     data = dict(call.data or {})
     data.update(turn.updates)
     call.data = data

@@ -98,10 +98,12 @@ class CallSession(db.Model):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Bumped by every write. A write made from version N is applied only WHERE version = N, so a
+    # menu step saved without a lock never overwrites what another webhook wrote meanwhile
+    # (``calls.save``); the ORM checks it too (``version_id_col``).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
-    # Read-only: loaded with the row's lock so a webhook needs no second query for the account;
-    # ``account_id`` stays the one thing code writes.
-    identified_account: Mapped[Account | None] = relationship(viewonly=True)
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Payment(db.Model):

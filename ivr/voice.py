@@ -14,9 +14,10 @@ from flows import KeyPress, PayOutcome, Silence, State
 from flows.steps import APPROVED, CALLER_HUNG_UP, DECLINED, STAR, UNAVAILABLE, UNREADABLE
 
 from . import call_events, calls, ledger
+from .calls import CallRow
 from .extensions import db
 from .masking import mask
-from .models import Account, CallSession, utcnow
+from .models import Account, utcnow
 from .security import twilio_signed
 from .twiml import apology, render_turn, xml_response
 
@@ -31,22 +32,50 @@ _PAY_RESULT_LABELS = {
 }
 
 
-def answer(call: CallSession, turn: flows.Turn, ctx: calls.DbCallContext) -> str:
-    """Render ``turn`` for ``call``, save it as the call's last answer, and return the TwiML."""
+def answer(call: CallRow, turn: flows.Turn, ctx: calls.DbCallContext) -> str:
+    """Render ``turn`` for ``call``, save it as the call's last answer, and return the TwiML.
+
+    Raises ``calls.CallMoved`` when the row was written since ``call`` was read (only possible
+    for a row read without its lock).
+    """
     data = {**(call.data or {}), **turn.updates}
     lang = str(data.get("language", call.language))
     account = ctx.account()
-    description = f"Account ending {account.last4}" if account else ""
+    description = f"Account ending {account.account_number[-4:]}" if account else ""
     twiml = render_turn(turn, lang, call.seq + 1, return_to=data.get("return_to"), description=description)
     calls.apply(call, turn, twiml)
     call_events.emit("turn", call, turn=turn)
+    if not calls.save(call):
+        raise calls.CallMoved(call.call_sid)
     return twiml
 
 
-def start_call(call: CallSession, state: State) -> str:
+def start_call(call: CallRow, state: State) -> str:
     """The first answer of a call beginning in ``state`` (self-service, transfer or callback)."""
     ctx = calls.DbCallContext(call)
     return answer(call, flows.start(state, ctx), ctx)
+
+
+def _saved_answer(call: CallRow | None) -> str:
+    """The answer the call's row holds: what another delivery of the same request said."""
+    return call.last_twiml if call is not None and call.last_twiml else apology()
+
+
+# A menu step saved without a lock retries when another webhook wrote the call's row meanwhile
+# (a status callback, say); after this many it waits for the lock instead.
+OPTIMISTIC_TRIES = 3
+
+
+def _read_for_step(call_sid: str, attempt: int) -> CallRow | None:
+    """The call's row for a menu step: read without a lock, unless it must be locked.
+
+    Calls an agent or a callback brought in take the lock: their webhooks lock transfer and
+    callback rows after the call's, and the step's listeners lock those rows too.
+    """
+    call = calls.read(call_sid) if attempt < OPTIMISTIC_TRIES else None
+    if call is None or call.channel != "ivr":
+        call = calls.lock(call_sid)
+    return call
 
 
 @bp.post("/twilio/voice")
@@ -54,19 +83,23 @@ def start_call(call: CallSession, state: State) -> str:
 def incoming_call():
     """A call comes in: greet the caller (or repeat the greeting if Twilio asks twice)."""
     form = request.form
-    call, created = calls.begin(
-        form.get("CallSid", ""), from_number=form.get("From"), to_number=form.get("To"), state=flows.INITIAL
-    )
-    if not created and call.last_twiml:
-        db.session.commit()
+    call_sid = form.get("CallSid", "")
+    call = calls.read(call_sid)
+    if call is not None and call.last_twiml:
         return xml_response(call.last_twiml)
-    logger.info("call %s from %s", call.call_sid, mask(form.get("From")))
-    twiml = start_call(call, flows.INITIAL)
+    if call is None:
+        call = calls.new(call_sid, from_number=form.get("From"), to_number=form.get("To"), state=flows.INITIAL)
+    logger.info("call %s from %s", call_sid, mask(form.get("From")))
+    try:
+        twiml = start_call(call, flows.INITIAL)
+    except calls.CallMoved:  # the same call arriving twice at once: the other delivery greeted it
+        db.session.rollback()
+        return xml_response(_saved_answer(calls.read(call_sid)))
     db.session.commit()
     return xml_response(twiml)
 
 
-def _replay_or_none(call: CallSession | None) -> str | None:
+def _replay_or_none(call: CallRow | None) -> str | None:
     """The saved answer when this request is one Twilio already had answered (or the call is unknown)."""
     if call is None:
         return apology()
@@ -84,18 +117,25 @@ def _replay_or_none(call: CallSession | None) -> str | None:
 @twilio_signed
 def step():
     """A ``<Gather>`` answered (``Digits``) or timed out (no ``Digits``): advance the flow."""
-    call = calls.lock(request.form.get("CallSid", ""))
-    replay = _replay_or_none(call)
-    if replay is not None:
-        db.session.commit()
-        return xml_response(replay)
-    assert call is not None
+    call_sid = request.form.get("CallSid", "")
     event = KeyPress(request.form["Digits"]) if request.form.get("Digits") else Silence()
-    ctx = calls.DbCallContext(call)
-    turn = flows.advance(State(call.state), event, ctx)
-    twiml = answer(call, turn, ctx)
-    db.session.commit()
-    return xml_response(twiml)
+    for attempt in range(OPTIMISTIC_TRIES + 1):
+        call = _read_for_step(call_sid, attempt)
+        replay = _replay_or_none(call)
+        if replay is not None:
+            db.session.commit()
+            return xml_response(replay)
+        assert call is not None
+        ctx = calls.DbCallContext(call)
+        turn = flows.advance(State(call.state), event, ctx)
+        try:
+            twiml = answer(call, turn, ctx)
+        except calls.CallMoved:  # decide again on the row as it is now (nothing was kept)
+            db.session.rollback()
+            continue
+        db.session.commit()
+        return xml_response(twiml)
+    raise AssertionError("a locked call row cannot move")
 
 
 @bp.post("/twilio/voice/pay")
@@ -118,12 +158,12 @@ def pay_result():
             call = _wait_for_other_delivery(call_sid, seq)
             if call is None or call.seq != seq:
                 db.session.commit()
-                return xml_response(call.last_twiml if call and call.last_twiml else apology())
+                return xml_response(_saved_answer(call))
         outcome = _charge(call, token, form)
         call = calls.lock(call_sid)  # re-taken: the charge ran without holding the row
         if call is None or call.seq != seq:
             db.session.commit()
-            return xml_response(call.last_twiml if call and call.last_twiml else apology())
+            return xml_response(_saved_answer(call))
     else:
         label = _PAY_RESULT_LABELS.get(result, UNAVAILABLE)
         if label == UNAVAILABLE:
@@ -139,12 +179,12 @@ def pay_result():
 CHARGE_WAIT_SECONDS = 10.0
 
 
-def _charge_in_flight(call: CallSession, seq: int) -> bool:
+def _charge_in_flight(call: CallRow, seq: int) -> bool:
     """Another delivery of this same <Pay> result is charging right now."""
     return (call.data or {}).get("charging_seq") == seq
 
 
-def _wait_for_other_delivery(call_sid: str, seq: int) -> CallSession | None:
+def _wait_for_other_delivery(call_sid: str, seq: int) -> CallRow | None:
     """Let the first delivery finish and reuse its answer; after a while assume it died and go on.
 
     Going on is safe: the attempt key is the same, so Stripe answers with the same charge.
@@ -160,7 +200,7 @@ def _wait_for_other_delivery(call_sid: str, seq: int) -> CallSession | None:
     return call
 
 
-def _charge(call: CallSession, token: str, form) -> PayOutcome:
+def _charge(call: CallRow, token: str, form) -> PayOutcome:
     """Open the attempt, commit it, charge outside any lock, and settle it. Returns the flow outcome."""
     data = dict(call.data or {})
     account = db.session.get(Account, call.account_id) if call.account_id else None
@@ -188,6 +228,7 @@ def _charge(call: CallSession, token: str, form) -> PayOutcome:
     }
     description = f"{current_app.config['ORG_NAME']} account ending {account.last4}"
     call.data = {**data, "charging_seq": call.seq}
+    calls.save(call)  # locked: cannot fail
     db.session.commit()  # the attempt is on record before any money moves
 
     payment = ledger.charge(
@@ -220,6 +261,7 @@ def pay_status():
         if field:
             call.data = {**(call.data or {}), "pay_field": field}
             call_events.emit("pay_field", call, field=field)
+            calls.save(call)
     db.session.commit()
     return ("", 204)
 
@@ -228,12 +270,19 @@ def pay_status():
 @twilio_signed
 def call_status():
     """Call status callback: record the status and close the call's session when it has ended."""
-    call = calls.lock(request.form.get("CallSid", ""))
-    if call is not None:
-        status = request.form.get("CallStatus", "")
-        call.call_status = status
-        if status in calls.ENDED_CALL_STATUSES and call.ended_at is None:
-            call.ended_at = utcnow()
-        call_events.emit("status", call, status=status, form=request.form)
+    record_status(request.form.get("CallSid", ""), request.form)
     db.session.commit()
     return ("", 204)
+
+
+def record_status(call_sid: str, form) -> None:
+    """Keep Twilio's ``CallStatus`` on the call's row (locked) and tell the listeners."""
+    call = calls.lock(call_sid)
+    if call is None:
+        return
+    status = form.get("CallStatus", "")
+    call.call_status = status
+    if status in calls.ENDED_CALL_STATUSES and call.ended_at is None:
+        call.ended_at = utcnow()
+    call_events.emit("status", call, status=status, form=form)
+    calls.save(call)

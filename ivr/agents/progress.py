@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from flows import State
 
 from .. import call_events
-from ..calls import ENDED_CALL_STATUSES
+from ..calls import ENDED_CALL_STATUSES, CallRow
 from ..extensions import db
-from ..models import Account, CallSession, Payment
+from ..models import Account, Payment
 from . import audit, transfers
 from .models import Agent, Transfer
 
@@ -34,7 +34,7 @@ FINAL_REASONS = {
 
 
 @call_events.subscribe
-def on_call_event(kind: str, call: CallSession, **details: Any) -> None:
+def on_call_event(kind: str, call: CallRow, **details: Any) -> None:
     """Translate a call event into the transfer's status; errors are logged, never raised."""
     if not _may_concern_a_transfer(kind, call, details):
         return  # the common self-service turn: skip the savepoint, it costs every webhook
@@ -50,7 +50,7 @@ def on_call_event(kind: str, call: CallSession, **details: Any) -> None:
         logger.exception("transfer progress for call %s could not be recorded", call.call_sid)
 
 
-def _may_concern_a_transfer(kind: str, call: CallSession, details: dict[str, Any]) -> bool:
+def _may_concern_a_transfer(kind: str, call: CallRow, details: dict[str, Any]) -> bool:
     if kind == "status":
         # Only a call that reached an agent can carry a transfer: one already redirected into
         # secure pay (channel "agent"), or one still with the agent, whose transfer may be waiting
@@ -61,7 +61,7 @@ def _may_concern_a_transfer(kind: str, call: CallSession, details: dict[str, Any
     return call.channel == "agent" and bool((call.data or {}).get("transfer_id"))
 
 
-def _transfer_of(call: CallSession) -> Transfer | None:
+def _transfer_of(call: CallRow) -> Transfer | None:
     transfer_id = (call.data or {}).get("transfer_id")
     if call.channel != "agent" or not transfer_id:
         return None
@@ -71,7 +71,7 @@ def _transfer_of(call: CallSession) -> Transfer | None:
     return transfer
 
 
-def _on_turn(call: CallSession, turn: Any) -> None:
+def _on_turn(call: CallRow, turn: Any) -> None:
     transfer = _transfer_of(call)
     if transfer is None:
         return
@@ -114,7 +114,7 @@ def _on_turn(call: CallSession, turn: Any) -> None:
         _audit_outcome(transfer)
 
 
-def _on_pay_field(call: CallSession, field: str) -> None:
+def _on_pay_field(call: CallRow, field: str) -> None:
     transfer = _transfer_of(call)
     if transfer is None or not field:
         return
@@ -123,7 +123,7 @@ def _on_pay_field(call: CallSession, field: str) -> None:
         transfers.change(transfer, status="in_pay", field=field)
 
 
-def _on_status(call: CallSession, status: str) -> None:
+def _on_status(call: CallRow, status: str) -> None:
     if status not in ENDED_CALL_STATUSES:
         return
     active = db.session.scalars(

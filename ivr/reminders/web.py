@@ -19,16 +19,15 @@ from flask import Blueprint, Response, make_response, redirect, render_template,
 import prompts
 from flows import State
 
-from .. import call_events, calls, twilio_adapter
-from ..calls import ENDED_CALL_STATUSES
+from .. import calls, twilio_adapter
 from ..extensions import db
 from ..masking import mask
-from ..models import Account, utcnow
+from ..models import Account
 from ..phones import to_e164
 from ..quiet_hours import local_zones
 from ..security import twilio_signed
 from ..twiml import xml_response
-from ..voice import start_call
+from ..voice import record_status, start_call
 from ..wording import dollars
 from . import callbacks, clock, tokens, wording
 from .settings import Settings, settings
@@ -347,11 +346,6 @@ def callback_status():
     callback = callbacks.lock(request.args.get("c"))
     if callback is not None and (not callback.call_sid or callback.call_sid == call_sid):
         callbacks.record_status(callback, call_sid, status, form.get("AnsweredBy"))
-    call = calls.lock(call_sid)
-    if call is not None:
-        call.call_status = status
-        if status in ENDED_CALL_STATUSES and call.ended_at is None:
-            call.ended_at = utcnow()
-        call_events.emit("status", call, status=status, form=form)
+    record_status(call_sid, form)
     db.session.commit()
     return ("", 204)
