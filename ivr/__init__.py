@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 
 from .config import load_config
+from .extensions import CALL_ROWS_BIND, call_rows_engine_options, db
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -17,14 +18,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(overrides)
     # Connections are checked out per request; a dead one fails that request and is replaced.
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_recycle": 1800})
+    app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault(
+        CALL_ROWS_BIND, call_rows_engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
 
     if app.config.get("TRUSTED_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         # Only the client address: signatures are checked against PUBLIC_BASE_URL, never the Host.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))  # type: ignore[method-assign]
-
-    from .extensions import db
 
     db.init_app(app)
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from flows import AccountView, State, Turn
 
 from . import identity
+from .driver_sql import DriverStatement, fetch, in_transaction, outside_transaction
 from .extensions import db
 from .masking import mask
 from .models import Account, CallSession, utcnow
@@ -69,7 +70,7 @@ class CallRow:
 
 _READ = (
     sa.select(
-        _CALLS,
+        *(_CALLS.c[name] for name in ("id", "call_sid", "version", *_WRITABLE)),
         _ACCOUNTS.c.account_number.label("a_account_number"),
         _ACCOUNTS.c.balance_cents.label("a_balance_cents"),
         _ACCOUNTS.c.past_due_cents.label("a_past_due_cents"),
@@ -86,15 +87,17 @@ _UPDATE = (
     .where(_CALLS.c.id == sa.bindparam("row_id"), _CALLS.c.version == sa.bindparam("read_version"))
     .values({name: sa.bindparam(name) for name in (*_WRITABLE, "version", "updated_at")})
 )
+# The same two statements run on the driver's cursor when no transaction is open: a menu step.
+_FAST_READ = DriverStatement(_READ)
+_FAST_UPDATE = DriverStatement(_UPDATE)
 _INSERT = sa.insert(_CALLS).values(
     {name: sa.bindparam(name) for name in ("call_sid", *_WRITABLE, "version", "created_at", "updated_at")}
 )
 
 
-def _row(found: Any) -> CallRow | None:
-    if found is None:
+def _row(m: Mapping[str, Any] | None) -> CallRow | None:
+    if m is None:
         return None
-    m = found._mapping
     account = None
     if m["a_account_number"] is not None:
         account = AccountView(
@@ -109,14 +112,14 @@ def _row(found: Any) -> CallRow | None:
     return CallRow(call_sid=m["call_sid"], id=m["id"], account=account, version=m["version"], **values)
 
 
-def _in_transaction() -> bool:
-    """This request's session has begun a transaction (it read or wrote something)."""
-    return db.session().in_transaction()
+def commit() -> None:
+    """Commit what the request wrote through the session, if it began a transaction at all.
 
-
-def _outside_transaction() -> sa.Connection:
-    """A pooled connection in autocommit: each statement is its own transaction (no BEGIN/COMMIT)."""
-    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    A menu step often writes only through ``save`` outside any transaction; an empty
+    ``Session.commit()`` would still cost a tenth of a millisecond.
+    """
+    if in_transaction():
+        db.session.commit()
 
 
 def read(call_sid: str) -> CallRow | None:
@@ -124,15 +127,13 @@ def read(call_sid: str) -> CallRow | None:
 
     Pair with ``save``: it writes only if nobody wrote the row in between.
     """
-    if _in_transaction():  # see what this request's own transaction already wrote
-        return _row(db.session.execute(_READ, {"call_sid": call_sid}).first())
-    with _outside_transaction() as conn:
-        return _row(conn.execute(_READ, {"call_sid": call_sid}).first())
+    rows = fetch(_FAST_READ, {"call_sid": call_sid})
+    return _row(rows[0] if rows else None)
 
 
 def lock(call_sid: str) -> CallRow | None:
     """The call's row, locked until the session's transaction ends (None for an unknown call)."""
-    return _row(db.session.execute(_LOCK, {"call_sid": call_sid}).first())
+    return _row(db.session.execute(_LOCK, {"call_sid": call_sid}).mappings().first())
 
 
 def new(call_sid: str, *, from_number: str | None, to_number: str | None, state: State,
@@ -158,27 +159,32 @@ def save(call: CallRow) -> bool:
     params = {name: getattr(call, name) for name in _WRITABLE}
     params.update(version=new_version, updated_at=now)
     if call.version is None:
-        statement = _INSERT
-        params.update(call_sid=call.call_sid, created_at=now)
+        written = _insert(call, {**params, "call_sid": call.call_sid, "created_at": now})
     else:
-        statement = _UPDATE
-        params.update(row_id=call.id, read_version=call.version)
+        written = _update({**params, "row_id": call.id, "read_version": call.version})
+    if written:
+        call.version = new_version
+    return written
+
+
+def _update(params: Mapping[str, Any]) -> bool:
+    if in_transaction():
+        return db.session.execute(_UPDATE, params).rowcount == 1
+    with outside_transaction() as conn:  # a menu step: one autocommitted UPDATE
+        return _FAST_UPDATE.rowcount(conn, params) == 1
+
+
+def _insert(call: CallRow, params: Mapping[str, Any]) -> bool:
     try:
-        if not _in_transaction():
-            with _outside_transaction() as conn:
-                result = conn.execute(statement, params)
-        elif call.version is None:  # a savepoint, so a lost race leaves the transaction usable
-            with db.session.begin_nested():
-                result = db.session.execute(statement, params)
+        if in_transaction():
+            with db.session.begin_nested():  # a savepoint: a lost race leaves the transaction usable
+                result = db.session.execute(_INSERT, params)
         else:
-            result = db.session.execute(statement, params)
+            with outside_transaction() as conn:
+                result = conn.execute(_INSERT, params)
     except IntegrityError:  # another process inserted this call a moment ago
         return False
-    if call.version is None:
-        call.id = result.inserted_primary_key[0]
-    elif result.rowcount != 1:
-        return False
-    call.version = new_version
+    call.id = result.inserted_primary_key[0]
     return True
 
 
@@ -221,15 +227,23 @@ def enter_identified(call_sid: str, *, state: State, channel: str, account: Acco
     return call
 
 
-def account_view(account: Account) -> AccountView:
-    """The flow's read-only view of an account."""
+_CALLER_ACCOUNTS = DriverStatement(
+    sa.select(*(_ACCOUNTS.c[name] for name in identity.ACCOUNT_VIEW_COLUMNS))
+    .where(_ACCOUNTS.c.phone == sa.bindparam("phone"), _ACCOUNTS.c.status != "closed")
+    .order_by(_ACCOUNTS.c.account_number)
+)
+
+
+def account_view(account: Account | Mapping[str, Any]) -> AccountView:
+    """The flow's read-only view of an account (an ``Account``, or a row of its columns)."""
+    get = account.get if isinstance(account, Mapping) else account.__getattribute__
     return AccountView(
-        account_number=account.account_number,
-        balance_cents=account.balance_cents,
-        past_due_cents=account.past_due_cents,
-        due_date=account.due_date,
-        language=account.language,
-        status=account.status,
+        account_number=get("account_number"),
+        balance_cents=get("balance_cents"),
+        past_due_cents=get("past_due_cents"),
+        due_date=get("due_date"),
+        language=get("language"),
+        status=get("status"),
     )
 
 
@@ -248,12 +262,7 @@ class DbCallContext:
         caller = to_e164(self.call.from_number)
         if caller is None:
             return []
-        rows = db.session.scalars(
-            sa.select(Account)
-            .where(Account.phone == caller, Account.status != "closed")
-            .order_by(Account.account_number)
-        ).all()
-        return [account_view(a) for a in rows]
+        return [account_view(a) for a in fetch(_CALLER_ACCOUNTS, {"phone": caller})]
 
     def account(self) -> AccountView | None:
         return self.call.account
@@ -262,9 +271,9 @@ class DbCallContext:
         account = identity.verify(account_number, last4, self.call.call_sid)
         if account is None:
             return False
-        self.call.account_id = account.id
+        self.call.account_id = account["id"]
         self.call.account = account_view(account)
-        logger.info("call %s identified account %s", self.call.call_sid, mask(account.account_number))
+        logger.info("call %s identified account %s", self.call.call_sid, mask(account["account_number"]))
         return True
 
 

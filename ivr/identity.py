@@ -6,10 +6,13 @@ never learn which account numbers exist.
 
 import hmac
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
+from .driver_sql import DriverStatement, fetch
 from .extensions import db
 from .masking import mask
 from .models import Account, VerificationFailure, utcnow
@@ -21,14 +24,26 @@ LOCK_WINDOW = timedelta(minutes=15)  # ... within this window ...
 LOCK_DURATION = timedelta(minutes=30)  # ... lock the account this long, from every caller ID
 
 
+# The columns a verified account is read with: what the flow's AccountView needs, and the id.
+ACCOUNT_VIEW_COLUMNS = ("id", "account_number", "balance_cents", "past_due_cents", "due_date", "language", "status")
+_ACCOUNTS = Account.__table__
+_BY_NUMBER = DriverStatement(
+    sa.select(*(_ACCOUNTS.c[name] for name in (*ACCOUNT_VIEW_COLUMNS, "phone"))).where(
+        _ACCOUNTS.c.account_number == sa.bindparam("number")
+    )
+)
+_FAILURES = VerificationFailure.__table__
+_FAILURE_TIMES = DriverStatement(
+    sa.select(_FAILURES.c.created_at)
+    .where(_FAILURES.c.account_id == sa.bindparam("account_id"), _FAILURES.c.created_at >= sa.bindparam("since"))
+    .order_by(_FAILURES.c.created_at)
+)
+
+
 def locked_until(account_id: int, now: datetime) -> datetime | None:
     """When the account's lock ends, or None if it is not locked at ``now``."""
     since = now - LOCK_WINDOW - LOCK_DURATION
-    times = db.session.scalars(
-        sa.select(VerificationFailure.created_at)
-        .where(VerificationFailure.account_id == account_id, VerificationFailure.created_at >= since)
-        .order_by(VerificationFailure.created_at)
-    ).all()
+    times = [row["created_at"] for row in fetch(_FAILURE_TIMES, {"account_id": account_id, "since": since})]
     until = None
     for i in range(LOCK_THRESHOLD - 1, len(times)):
         if times[i] - times[i - LOCK_THRESHOLD + 1] <= LOCK_WINDOW:
@@ -36,18 +51,23 @@ def locked_until(account_id: int, now: datetime) -> datetime | None:
     return until if until and until > now else None
 
 
-def verify(account_number: str, last4: str, call_sid: str, now: datetime | None = None) -> Account | None:
-    """The account when the pair matches and it is not locked; otherwise record the failure and None."""
+def verify(account_number: str, last4: str, call_sid: str, now: datetime | None = None) -> Mapping[str, Any] | None:
+    """The account (a row of ``ACCOUNT_VIEW_COLUMNS`` and its phone) when the pair matches and it
+    is not locked; otherwise record the failure and None.
+
+    Only a failure writes (in the session's transaction, committed with the call's answer).
+    """
     now = now or utcnow()
-    account = db.session.scalar(sa.select(Account).where(Account.account_number == account_number))
-    if account is None:
+    found = fetch(_BY_NUMBER, {"number": account_number})
+    if not found:
         logger.info("identification failed: no account %s", mask(account_number))
         return None
+    account = found[0]
     # Count the attempt before deciding, so a run of guesses locks even while already locked.
-    matches = hmac.compare_digest(account.phone[-4:], last4)
-    if matches and locked_until(account.id, now) is None:
+    matches = hmac.compare_digest(account["phone"][-4:], last4)
+    if matches and locked_until(account["id"], now) is None:
         return account
-    db.session.add(VerificationFailure(account_id=account.id, call_sid=call_sid, created_at=now))
+    db.session.add(VerificationFailure(account_id=account["id"], call_sid=call_sid, created_at=now))
     db.session.flush()
     logger.info(
         "identification failed for account %s (%s)",

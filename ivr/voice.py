@@ -95,7 +95,7 @@ def incoming_call():
     except calls.CallMoved:  # the same call arriving twice at once: the other delivery greeted it
         db.session.rollback()
         return xml_response(_saved_answer(calls.read(call_sid)))
-    db.session.commit()
+    calls.commit()
     return xml_response(twiml)
 
 
@@ -123,7 +123,7 @@ def step():
         call = _read_for_step(call_sid, attempt)
         replay = _replay_or_none(call)
         if replay is not None:
-            db.session.commit()
+            calls.commit()
             return xml_response(replay)
         assert call is not None
         ctx = calls.DbCallContext(call)
@@ -133,7 +133,7 @@ def step():
         except calls.CallMoved:  # decide again on the row as it is now (nothing was kept)
             db.session.rollback()
             continue
-        db.session.commit()
+        calls.commit()
         return xml_response(twiml)
     raise AssertionError("a locked call row cannot move")
 

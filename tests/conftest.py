@@ -122,7 +122,8 @@ def app(app_config):
     with app.app_context():
         db.session.remove()
         db.drop_all()
-        db.engine.dispose()
+        for engine in db.engines.values():
+            engine.dispose()
 
 
 @pytest.fixture

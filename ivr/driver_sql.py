@@ -1,0 +1,91 @@
+"""Reads and writes of the webhooks' hot path, outside the request's transaction when it has none.
+
+A hot Core statement runs straight on the database driver's cursor.
+
+SQLAlchemy still writes the SQL (compiled once per dialect) and converts every value with the
+column types' own processors; what is skipped is its per-execution machinery (execution context,
+result objects, events). For a menu step's two statements that machinery costs more than the
+database does when the process has been idle for a moment (README, "Speed"). Used only for
+autocommitted statements outside the request's transaction; everything else goes through the
+session as usual.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from .extensions import CALL_ROWS_BIND, db
+
+
+class DriverStatement:
+    """``statement`` (a select or update with named ``bindparam``s) ready to run on a DBAPI cursor."""
+
+    def __init__(self, statement: sa.Select[Any] | sa.Update) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+
+    def _for(self, dialect: sa.Dialect) -> tuple[Any, ...]:
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        prepared = self._compiled.get(key)
+        if prepared is None:
+            compiled = self.statement.compile(dialect=dialect)
+            binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()}
+            # Values written into the statement itself ("status != 'closed'") travel as parameters too.
+            fixed = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            columns = getattr(self.statement, "selected_columns", ())
+            names = tuple(column.key for column in columns)
+            results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+            prepared = self._compiled[key] = (str(compiled), binds, fixed, order, names, results)
+        return prepared
+
+    def _execute(self, conn: sa.Connection, params: Mapping[str, Any]) -> Any:
+        sql, binds, fixed, order, _, _ = self._for(conn.dialect)
+        values = {
+            name: (process(value) if (process := binds.get(name)) else value)
+            for name, value in (fixed | dict(params)).items()
+        }
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, [values[name] for name in order] if order is not None else values)
+        return cursor
+
+    def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The selected rows, each a dict keyed like ``statement.selected_columns``."""
+        *_, names, results = self._for(conn.dialect)
+        cursor = self._execute(conn, params)
+        try:
+            return [
+                {name: (process(value) if process else value)
+                 for name, process, value in zip(names, results, row, strict=True)}
+                for row in cursor.fetchall()
+            ]
+        finally:
+            cursor.close()
+
+    def rowcount(self, conn: sa.Connection, params: Mapping[str, Any]) -> int:
+        """Run an update; the number of rows it changed."""
+        cursor = self._execute(conn, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+
+def in_transaction() -> bool:
+    """This request's session has begun a transaction (it read or wrote something through it)."""
+    return db.session().in_transaction()
+
+
+def outside_transaction() -> sa.Connection:
+    """A connection of the ``call_rows`` pool: each statement is its own transaction (no BEGIN/COMMIT)."""
+    return db.engines[CALL_ROWS_BIND].connect()
+
+
+def fetch(statement: DriverStatement, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The rows of a read: in the request's transaction if it has begun one (so it sees its own
+    writes), else one autocommitted statement on the driver, which costs no ``BEGIN``/``COMMIT``."""
+    if in_transaction():
+        return list(db.session.execute(statement.statement, params).mappings())
+    with outside_transaction() as conn:
+        return statement.rows(conn, params)
