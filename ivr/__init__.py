@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask
 
+from . import driver_sql
 from .config import load_config
 from .extensions import CALL_ROWS_BIND, call_rows_engine_options, db
 
@@ -29,6 +30,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))  # type: ignore[method-assign]
 
     db.init_app(app)
+    driver_sql.init_app(app)
 
     from payments import build_gateway
 

@@ -10,10 +10,12 @@ autocommitted statements outside the request's transaction; everything else goes
 session as usual.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask, g
 
 from .extensions import CALL_ROWS_BIND, db
 
@@ -74,12 +76,34 @@ class DriverStatement:
 
 def in_transaction() -> bool:
     """This request's session has begun a transaction (it read or wrote something through it)."""
-    return db.session().in_transaction()
+    # A step that never touched the session has none yet: do not create one only to ask.
+    return db.session.registry.has() and db.session().in_transaction()
 
 
-def outside_transaction() -> sa.Connection:
-    """A connection of the ``call_rows`` pool: each statement is its own transaction (no BEGIN/COMMIT)."""
-    return db.engines[CALL_ROWS_BIND].connect()
+_CONNECTION = "ivr_call_rows_connection"
+
+
+@contextmanager
+def outside_transaction() -> Iterator[sa.Connection]:
+    """A connection of the ``call_rows`` pool: each statement is its own transaction (no BEGIN/COMMIT).
+
+    One per app context (a request), returned to the pool when it ends (``init_app``).
+    """
+    conn = g.get(_CONNECTION)
+    if conn is None:
+        conn = db.engines[CALL_ROWS_BIND].connect()
+        setattr(g, _CONNECTION, conn)
+    yield conn
+
+
+def init_app(app: Flask) -> None:
+    """Return the request's ``call_rows`` connection to the pool when the app context ends."""
+
+    @app.teardown_appcontext
+    def _release(_exc: BaseException | None) -> None:
+        conn = g.pop(_CONNECTION, None)
+        if conn is not None:
+            conn.close()
 
 
 def fetch(statement: DriverStatement, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
