@@ -71,12 +71,7 @@ class CallRow:
 _READ = (
     sa.select(
         *(_CALLS.c[name] for name in ("id", "call_sid", "version", *_WRITABLE)),
-        _ACCOUNTS.c.account_number.label("a_account_number"),
-        _ACCOUNTS.c.balance_cents.label("a_balance_cents"),
-        _ACCOUNTS.c.past_due_cents.label("a_past_due_cents"),
-        _ACCOUNTS.c.due_date.label("a_due_date"),
-        _ACCOUNTS.c.language.label("a_language"),
-        _ACCOUNTS.c.status.label("a_status"),
+        *(_ACCOUNTS.c[name].label(f"a_{name}") for name in identity.ACCOUNT_VIEW_FIELDS),
     )
     .select_from(_CALLS.outerjoin(_ACCOUNTS, _ACCOUNTS.c.id == _CALLS.c.account_id))
     .where(_CALLS.c.call_sid == sa.bindparam("call_sid"))
@@ -99,15 +94,8 @@ def _row(m: Mapping[str, Any] | None) -> CallRow | None:
     if m is None:
         return None
     account = None
-    if m["a_account_number"] is not None:
-        account = AccountView(
-            account_number=m["a_account_number"],
-            balance_cents=m["a_balance_cents"],
-            past_due_cents=m["a_past_due_cents"],
-            due_date=m["a_due_date"],
-            language=m["a_language"],
-            status=m["a_status"],
-        )
+    if m["a_account_number"] is not None:  # identified: the account's columns came with the row
+        account = account_view({name: m[f"a_{name}"] for name in identity.ACCOUNT_VIEW_FIELDS})
     values = {name: m[name] for name in _WRITABLE}
     return CallRow(call_sid=m["call_sid"], id=m["id"], account=account, version=m["version"], **values)
 
@@ -236,15 +224,9 @@ _CALLER_ACCOUNTS = DriverStatement(
 
 def account_view(account: Account | Mapping[str, Any]) -> AccountView:
     """The flow's read-only view of an account (an ``Account``, or a row of its columns)."""
-    get = account.get if isinstance(account, Mapping) else account.__getattribute__
-    return AccountView(
-        account_number=get("account_number"),
-        balance_cents=get("balance_cents"),
-        past_due_cents=get("past_due_cents"),
-        due_date=get("due_date"),
-        language=get("language"),
-        status=get("status"),
-    )
+    if isinstance(account, Mapping):
+        return AccountView(**{name: account[name] for name in identity.ACCOUNT_VIEW_FIELDS})
+    return AccountView(**{name: getattr(account, name) for name in identity.ACCOUNT_VIEW_FIELDS})
 
 
 class DbCallContext:

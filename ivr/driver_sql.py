@@ -1,13 +1,11 @@
-"""Reads and writes of the webhooks' hot path, outside the request's transaction when it has none.
+"""The hot path's reads and saves outside a transaction: a menu step's own statements.
 
-A hot Core statement runs straight on the database driver's cursor.
-
-SQLAlchemy still writes the SQL (compiled once per dialect) and converts every value with the
-column types' own processors; what is skipped is its per-execution machinery (execution context,
-result objects, events). For a menu step's two statements that machinery costs more than the
-database does when the process has been idle for a moment (README, "Speed"). Used only for
-autocommitted statements outside the request's transaction; everything else goes through the
-session as usual.
+A ``DriverStatement`` runs a Core statement straight on the database driver's cursor. SQLAlchemy
+still writes the SQL (compiled once per dialect) and converts every value with the column types'
+own processors; what is skipped is its per-execution machinery (execution context, result
+objects, events), which for a menu step's two statements cost more than the database itself
+once the process had been idle for a moment (README, "Speed"). Such statements run autocommitted
+on the ``call_rows`` pool; inside a transaction everything goes through the session as usual.
 """
 
 from collections.abc import Iterator, Mapping

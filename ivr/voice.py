@@ -41,7 +41,7 @@ def answer(call: CallRow, turn: flows.Turn, ctx: calls.DbCallContext) -> str:
     data = {**(call.data or {}), **turn.updates}
     lang = str(data.get("language", call.language))
     account = ctx.account()
-    description = f"Account ending {account.account_number[-4:]}" if account else ""
+    description = f"Account ending {account.last4}" if account else ""
     twiml = render_turn(turn, lang, call.seq + 1, return_to=data.get("return_to"), description=description)
     calls.apply(call, turn, twiml)
     call_events.emit("turn", call, turn=turn)
