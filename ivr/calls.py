@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from flows import AccountView, State, Turn
 
 from . import identity
-from .driver_sql import DriverStatement, fetch, in_transaction, outside_transaction
+from .driver_sql import DriverStatement, change, fetch, in_transaction, outside_transaction
 from .extensions import db
 from .masking import mask
 from .models import Account, CallSession, utcnow
@@ -77,14 +77,13 @@ _READ = (
     .where(_CALLS.c.call_sid == sa.bindparam("call_sid"))
 )
 _LOCK = _READ.with_for_update(of=_CALLS)  # the account row is read, not locked
-_UPDATE = (
+_UPDATE = DriverStatement(
     sa.update(_CALLS)
     .where(_CALLS.c.id == sa.bindparam("row_id"), _CALLS.c.version == sa.bindparam("read_version"))
     .values({name: sa.bindparam(name) for name in (*_WRITABLE, "version", "updated_at")})
 )
-# The same two statements run on the driver's cursor when no transaction is open: a menu step.
+# Outside a transaction (a menu step) the read runs on the driver's cursor, like _UPDATE.
 _FAST_READ = DriverStatement(_READ)
-_FAST_UPDATE = DriverStatement(_UPDATE)
 _INSERT = sa.insert(_CALLS).values(
     {name: sa.bindparam(name) for name in ("call_sid", *_WRITABLE, "version", "created_at", "updated_at")}
 )
@@ -149,17 +148,10 @@ def save(call: CallRow) -> bool:
     if call.version is None:
         written = _insert(call, {**params, "call_sid": call.call_sid, "created_at": now})
     else:
-        written = _update({**params, "row_id": call.id, "read_version": call.version})
+        written = change(_UPDATE, {**params, "row_id": call.id, "read_version": call.version}) == 1
     if written:
         call.version = new_version
     return written
-
-
-def _update(params: Mapping[str, Any]) -> bool:
-    if in_transaction():
-        return db.session.execute(_UPDATE, params).rowcount == 1
-    with outside_transaction() as conn:  # a menu step: one autocommitted UPDATE
-        return _FAST_UPDATE.rowcount(conn, params) == 1
 
 
 def _insert(call: CallRow, params: Mapping[str, Any]) -> bool:

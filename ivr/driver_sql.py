@@ -111,3 +111,11 @@ def fetch(statement: DriverStatement, params: Mapping[str, Any]) -> list[Mapping
         return list(db.session.execute(statement.statement, params).mappings())
     with outside_transaction() as conn:
         return statement.rows(conn, params)
+
+
+def change(statement: DriverStatement, params: Mapping[str, Any]) -> int:
+    """Run a write the way ``fetch`` runs a read; the number of rows it changed."""
+    if in_transaction():
+        return db.session.execute(statement.statement, params).rowcount
+    with outside_transaction() as conn:
+        return statement.rowcount(conn, params)
