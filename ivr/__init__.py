@@ -8,7 +8,7 @@ from flask import Flask
 
 from . import driver_sql
 from .config import load_config
-from .extensions import CALL_ROWS_BIND, call_rows_engine_options, db
+from .extensions import CALL_ROWS_BIND, POOL_RECYCLE_SECONDS, call_rows_engine_options, db
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -18,7 +18,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     # Connections are checked out per request; a dead one fails that request and is replaced.
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_recycle": 1800})
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_recycle": POOL_RECYCLE_SECONDS})
     app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault(
         CALL_ROWS_BIND, call_rows_engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )

@@ -23,6 +23,9 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
+# Both pools replace a connection after this long (a server-side idle timeout must not hit it first).
+POOL_RECYCLE_SECONDS = 1800
+
 # A second pool on the same database for menu steps' reads and saves of a call's row (ivr.calls).
 CALL_ROWS_BIND = "call_rows"
 
@@ -35,7 +38,7 @@ def call_rows_engine_options(url: str) -> dict[str, Any]:
     caller's next keypress then carries a newer ``seq`` than the row and hears the previous prompt
     again. In exchange a step is not held up by a disk flush (README, "Speed").
     """
-    options: dict[str, Any] = {"url": url, "isolation_level": "AUTOCOMMIT", "pool_recycle": 1800}
+    options: dict[str, Any] = {"url": url, "isolation_level": "AUTOCOMMIT", "pool_recycle": POOL_RECYCLE_SECONDS}
     if url.startswith("postgresql"):
         options["connect_args"] = {"options": "-c synchronous_commit=off"}
     return options
