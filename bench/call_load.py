@@ -32,7 +32,7 @@ from lxml import etree
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ivr.twilio_adapter import compute_signature  # noqa: E402
+from ivr.twilio.adapter import compute_signature  # noqa: E402
 
 TOKEN = "bench-auth-token"
 CALL_WEBHOOKS = 11  # webhooks in one simulated call (each followed by the think time)

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Flask
 
-from . import driver_sql
 from .config import load_config
 from .extensions import CALL_ROWS_BIND, POOL_RECYCLE_SECONDS, call_rows_engine_options, db
+from .voice import driver_sql
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -34,7 +34,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     from payments import build_gateway
 
-    from .sms import build_sms_sender
+    from .outbox.sms import build_sms_sender
 
     cfg = app.config
     app.extensions["ivr.gateway"] = cfg.get("GATEWAY") or build_gateway(
@@ -46,10 +46,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["ivr.sms"] = cfg.get("SMS") or build_sms_sender(cfg)
 
-    from . import errors, health, inbound_sms, stripe_webhooks, voice
+    from . import errors, health
     from .agents import api as agent_api
     from .agents import console as agent_console
+    from .money import stripe_webhooks
+    from .reminders import inbound_sms
     from .reminders import web as reminder_pages
+    from .voice import webhooks as voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(stripe_webhooks.bp)

@@ -55,8 +55,8 @@ def worker(once: bool, poll: float) -> None:
     """Send what the outbox holds: SMS receipts, reminders, agent status callbacks."""
     from sqlalchemy.orm import sessionmaker
 
-    from . import worker as outbox
     from .extensions import db
+    from .outbox import worker as outbox
 
     app = _app()
     with app.app_context():
@@ -153,7 +153,7 @@ def _with_app_context(command: click.Command) -> click.Command:
 
 def _register() -> None:
     from .agents.cli import agents_group
-    from .cli_data import accounts_import_command, payments_export_command
+    from .billing.commands import accounts_import_command, payments_export_command
     from .demo import demo_command
     from .reminders.cli import reminders_group
     from .softphone import call_command

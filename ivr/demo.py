@@ -60,7 +60,7 @@ def demo_command(port: int, workers: int) -> None:
     os.environ.update(env)
 
     from . import create_app
-    from .accounts_csv import import_accounts
+    from .billing.accounts_csv import import_accounts
     from .extensions import db
     from .migrate import upgrade
 

@@ -6,7 +6,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
-from .twiml import apology, xml_response
+from .voice.twiml import apology, xml_response
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from flask import Flask
 
-from ivr.accounts_csv import CsvImportError, import_accounts, normalise_account_number
-from ivr.cli_data import accounts_import_command
+from ivr.billing.accounts_csv import CsvImportError, import_accounts, normalise_account_number
+from ivr.billing.commands import accounts_import_command
 from ivr.extensions import db
 from ivr.models import Account
 

@@ -6,7 +6,7 @@ from helpers import ACCOUNT_SID, TOKEN
 from ivr.agents.keys import create_agent
 from ivr.agents.models import AuditEntry
 from ivr.extensions import db
-from ivr.twilio_adapter import compute_signature
+from ivr.twilio.adapter import compute_signature
 
 
 def new_agent(app, name="Alex Agent"):

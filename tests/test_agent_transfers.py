@@ -642,7 +642,7 @@ def test_second_transfer_on_a_busy_call_is_409(client, make_account, key, fake_t
 def test_call_ending_between_the_check_and_the_redirect_is_409_and_failed(
     app, client, make_account, key, fake_twilio, monkeypatch
 ):
-    from ivr.twilio_adapter import TwilioApiError, TwilioRest
+    from ivr.twilio.adapter import TwilioApiError, TwilioRest
 
     def ended(self, sid, url):
         raise TwilioApiError(400, 21220, "Call is not in-progress. Cannot redirect.")

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from helpers import BASE, CallActions
 
 import flows
-from ivr import voice
 from ivr.extensions import db
 from ivr.models import CallSession, VerificationFailure
+from ivr.voice import webhooks as voice
 
 
 def call_row(app, call_sid):

@@ -113,7 +113,7 @@ def test_only_the_adapters_import_the_sdks():
                 top = mod.split(".")[0]
                 if top in importers:
                     importers[top].add(str(path.relative_to(ROOT)))
-    assert importers["twilio"] == {"ivr/twilio_adapter.py"}
+    assert importers["twilio"] == {"ivr/twilio/adapter.py"}
     assert importers["stripe"] == {"payments/stripe_gateway.py"}
 
 

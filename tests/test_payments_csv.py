@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from ivr.cli_data import payments_export_command
+from ivr.billing.commands import payments_export_command
+from ivr.billing.payments_csv import export_payments
 from ivr.extensions import db
 from ivr.models import Account, Payment
-from ivr.payments_csv import export_payments
 
 CONTRACT_COLUMNS = [
     "confirmation_number",

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.quiet_hours import local_zones, next_allowed, state_of
+from ivr.outbox.quiet_hours import local_zones, next_allowed, state_of
 
 NY = "+12125550123"
 LA = "+14155552671"

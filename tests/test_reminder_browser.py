@@ -15,7 +15,7 @@ import ivr.all_models  # noqa: F401
 from ivr.extensions import db
 from ivr.models import Account
 from ivr.reminders import tokens
-from ivr.twilio_adapter import compute_signature
+from ivr.twilio.adapter import compute_signature
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

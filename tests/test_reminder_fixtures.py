@@ -8,7 +8,7 @@ from fake_twilio import FakeTwilio
 from helpers import ACCOUNT_SID, BASE, TOKEN
 from lxml import etree
 
-from ivr.twilio_adapter import compute_signature
+from ivr.twilio.adapter import compute_signature
 
 # 10:00 in New York on Thursday 3 December 2026: inside quiet hours' window everywhere in the US.
 NOON_UTC = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
@@ -35,7 +35,7 @@ def clock(monkeypatch):
     """Freeze reminders' and the outbox worker's clock at ``NOON_UTC``; tests move it."""
     c = Clock(NOON_UTC)
     monkeypatch.setattr("ivr.reminders.clock.now", lambda: c.now)
-    monkeypatch.setattr("ivr.worker.utcnow", lambda: c.now)
+    monkeypatch.setattr("ivr.outbox.worker.utcnow", lambda: c.now)
     return c
 
 

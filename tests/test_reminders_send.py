@@ -13,11 +13,11 @@ from test_reminder_fixtures import MEMBER, NOON_UTC, clock, fake_twilio, text_in
 
 from ivr.extensions import db
 from ivr.models import Account, OutboxMessage
+from ivr.outbox.sms import SandboxSmsSender
+from ivr.outbox.worker import run_once
 from ivr.reminders import selection, wording
 from ivr.reminders.cli import reminders_group
 from ivr.reminders.models import Reminder
-from ivr.sms import SandboxSmsSender
-from ivr.worker import run_once
 
 
 def run(app, **options):

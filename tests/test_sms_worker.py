@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.models import Account, OutboxMessage
-from ivr.twilio_adapter import SentMessage, TwilioApiError
-from ivr.worker import STALE_ERROR, WorkerReport, claim_due, run_forever, run_once
+from ivr.outbox.worker import STALE_ERROR, WorkerReport, claim_due, run_forever, run_once
+from ivr.twilio.adapter import SentMessage, TwilioApiError
 
 NY = "+12125550123"
 LA = "+14155552671"
@@ -237,7 +237,7 @@ def test_stale_sending_row_is_failed_not_resent(session, caplog):
     stale = queue(session, status="sending", claimed_until=NOW - timedelta(minutes=1))
     live = queue(session, status="sending", claimed_until=NOW + timedelta(minutes=1))
     sender = ScriptedSender()
-    with caplog.at_level(logging.ERROR, logger="ivr.worker"):
+    with caplog.at_level(logging.ERROR, logger="ivr.outbox.worker"):
         assert run_once(session, sender, now=NOW) == WorkerReport(failed=1)
     assert sender.sent == []
     stale, live = reload(session, stale), reload(session, live)

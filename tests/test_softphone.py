@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 
 from ivr.softphone import call_command, cards, place_call
 from ivr.softphone.session import sign
-from ivr.twilio_adapter import validate_signature
+from ivr.twilio.adapter import validate_signature
 
 TOKEN = "softphone-test-token"
 CARD = "4242424242424242"

@@ -148,7 +148,8 @@ def test_refund_and_dispute_show_in_the_records_and_the_balance(app, client, pen
 
 
 def test_crash_between_charge_and_commit_ends_with_one_charge_and_one_receipt(app, client, make_account, stripe_api, monkeypatch):
-    from ivr import ledger, voice
+    from ivr.money import ledger
+    from ivr.voice import webhooks as voice
 
     make_account()
     call = CallActions(client)

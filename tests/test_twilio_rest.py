@@ -8,8 +8,8 @@ import pytest
 import requests
 import responses
 
-from ivr.sms import SandboxSmsSender, TwilioSmsSender, build_sms_sender
-from ivr.twilio_adapter import CallInfo, SentMessage, TwilioApiError, TwilioRest
+from ivr.outbox.sms import SandboxSmsSender, TwilioSmsSender, build_sms_sender
+from ivr.twilio.adapter import CallInfo, SentMessage, TwilioApiError, TwilioRest
 
 AC = "AC" + "a" * 32
 TOKEN = "test-auth-token"
@@ -514,6 +514,6 @@ def test_requests_match_openapi_spec():
 def test_sdk_request_logging_is_silenced_so_numbers_and_texts_stay_out_of_logs():
     import logging
 
-    import ivr.twilio_adapter  # noqa: F401
+    import ivr.twilio.adapter  # noqa: F401
 
     assert logging.getLogger("twilio.http_client").getEffectiveLevel() >= logging.WARNING

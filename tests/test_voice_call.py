@@ -168,8 +168,8 @@ def test_three_failed_identifications_end_politely(client, make_account):
 def test_lockout_after_five_failures_in_fifteen_minutes_applies_to_every_caller(app, client, make_account, monkeypatch):
     from datetime import timedelta
 
-    from ivr import identity
     from ivr.models import utcnow
+    from ivr.voice import identity
 
     make_account()
     for attempt in range(5):

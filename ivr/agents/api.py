@@ -13,12 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 
-from ..accounts_csv import normalise_account_number
-from ..calls import ENDED_CALL_STATUSES
+from ..billing.accounts_csv import normalise_account_number
+from ..billing.payments_csv import dollars
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, CallSession, utcnow
-from ..payments_csv import dollars
+from ..voice.call_rows import ENDED_CALL_STATUSES
 from . import assisted, audit, limits, progress, transfers, voice_entry  # noqa: F401  (progress subscribes)
 from .auth import Caller, authenticate, csrf_ok
 from .checks import Problem

@@ -17,14 +17,14 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from .. import ledger
+from ..billing.payments_csv import dollars
 from ..extensions import db
 from ..masking import mask, mask_numbers
 from ..models import Account, CallSession, Payment, utcnow
-from ..payments_csv import dollars
-from ..reminders.twilio_client import twilio_rest
-from ..twilio_adapter import TwilioApiError
-from ..twiml import url
+from ..money import ledger
+from ..twilio.adapter import TwilioApiError
+from ..twilio.client import twilio_rest
+from ..voice.twiml import url
 from . import audit, transfers
 from .checks import (
     Problem,

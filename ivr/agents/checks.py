@@ -6,12 +6,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from ..billing.payments_csv import dollars
 from ..extensions import db
 from ..masking import mask
 from ..models import Account
-from ..payments_csv import dollars
-from ..reminders.twilio_client import twilio_rest
-from ..twilio_adapter import CallInfo, TwilioApiError
+from ..twilio.adapter import CallInfo, TwilioApiError
+from ..twilio.client import twilio_rest
 
 
 class Problem(Exception):

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 
 from flows import State
 
-from .. import call_events
-from ..calls import ENDED_CALL_STATUSES, CallRow
 from ..extensions import db
 from ..models import Account, Payment
+from ..voice import events as call_events
+from ..voice.call_rows import ENDED_CALL_STATUSES, CallRow
 from . import audit, transfers
 from .models import Agent, Transfer
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..billing.payments_csv import dollars
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, Payment, utcnow
-from ..payments_csv import dollars
-from ..reminders.twilio_client import twilio_rest
-from ..twilio_adapter import TwilioApiError
-from ..twiml import url
+from ..twilio.adapter import TwilioApiError
+from ..twilio.client import twilio_rest
+from ..voice.twiml import url
 from . import audit, callbacks
 from .checks import (
     Problem,

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, request
 
-from ..accounts_csv import normalise_account_number
+from ..billing.accounts_csv import normalise_account_number
 from ..phones import to_e164
 
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")

@@ -9,11 +9,12 @@ from flask import Blueprint, request
 
 from flows import State
 
-from .. import calls, voice
 from ..extensions import db
 from ..models import Account, utcnow
-from ..security import twilio_signed
-from ..twiml import apology, xml_response
+from ..twilio.signatures import twilio_signed
+from ..voice import call_rows as calls
+from ..voice import webhooks as voice
+from ..voice.twiml import apology, xml_response
 from . import assisted, transfers
 from .models import Transfer
 

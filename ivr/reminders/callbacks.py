@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from ..extensions import db
 from ..masking import mask
 from ..models import Account
-from ..twilio_adapter import TwilioApiError
-from ..twiml import url
+from ..twilio.adapter import TwilioApiError
+from ..twilio.client import twilio_rest
+from ..voice.twiml import url
 from . import clock
 from .models import Callback
 from .settings import settings
-from .twilio_client import twilio_rest
 
 logger = logging.getLogger(__name__)
 

@@ -19,15 +19,16 @@ from flask import Blueprint, Response, make_response, redirect, render_template,
 import prompts
 from flows import State
 
-from .. import calls, twilio_adapter
 from ..extensions import db
 from ..masking import mask
 from ..models import Account
+from ..outbox.quiet_hours import local_zones
 from ..phones import to_e164
-from ..quiet_hours import local_zones
-from ..security import twilio_signed
-from ..twiml import xml_response
-from ..voice import record_status, start_call
+from ..twilio import adapter as twilio_adapter
+from ..twilio.signatures import twilio_signed
+from ..voice import call_rows as calls
+from ..voice.twiml import xml_response
+from ..voice.webhooks import record_status, start_call
 from ..wording import dollars
 from . import callbacks, clock, tokens, wording
 from .settings import Settings, settings

@@ -9,7 +9,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 
-from ivr.twilio_adapter import compute_signature
+from ivr.twilio.adapter import compute_signature
 
 from .transcript import Step, redact
 

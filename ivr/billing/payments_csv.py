@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .models import Account, Payment
+from ..models import Account, Payment
 
 COLUMNS = (
     "confirmation_number",

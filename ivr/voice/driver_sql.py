@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, g
 
-from .extensions import CALL_ROWS_BIND, db
+from ..extensions import CALL_ROWS_BIND, db
 
 
 class DriverStatement:

@@ -13,12 +13,14 @@ import flows
 from flows import KeyPress, PayOutcome, Silence, State
 from flows.steps import APPROVED, CALLER_HUNG_UP, DECLINED, STAR, UNAVAILABLE, UNREADABLE
 
-from . import call_events, calls, ledger
-from .calls import CallRow
-from .extensions import db
-from .masking import mask
-from .models import Account, utcnow
-from .security import twilio_signed
+from ..extensions import db
+from ..masking import mask
+from ..models import Account, utcnow
+from ..money import ledger
+from ..twilio.signatures import twilio_signed
+from . import call_rows as calls
+from . import events as call_events
+from .call_rows import CallRow
 from .twiml import apology, render_turn, xml_response
 
 logger = logging.getLogger(__name__)

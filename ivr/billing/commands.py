@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 from flask import current_app
 
+from ..extensions import db
 from .accounts_csv import CsvImportError, import_accounts
-from .extensions import db
 from .payments_csv import export_payments
 
 

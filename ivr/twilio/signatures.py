@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import abort, current_app, request
 
-from . import twilio_adapter
+from . import adapter as twilio_adapter
 
 logger = logging.getLogger(__name__)
 

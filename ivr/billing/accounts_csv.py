@@ -16,7 +16,7 @@ import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .models import Account
+from ..models import Account
 
 REQUIRED_COLUMNS = ("account_number", "name", "phone", "balance", "due_date", "email", "language")
 OPTIONAL_COLUMNS = ("past_due", "status")

@@ -20,12 +20,12 @@ from sqlalchemy.exc import IntegrityError
 
 from flows import AccountView, State, Turn
 
+from ..extensions import db
+from ..masking import mask
+from ..models import Account, CallSession, utcnow
+from ..phones import to_e164
 from . import identity
 from .driver_sql import DriverStatement, change, fetch, in_transaction, outside_transaction
-from .extensions import db
-from .masking import mask
-from .models import Account, CallSession, utcnow
-from .phones import to_e164
 
 logger = logging.getLogger(__name__)
 

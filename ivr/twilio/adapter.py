@@ -15,7 +15,7 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from .masking import mask_numbers
+from ..masking import mask_numbers
 
 # The SDK logs every request at INFO with its form body: phone numbers and message texts.
 logging.getLogger("twilio").setLevel(logging.WARNING)

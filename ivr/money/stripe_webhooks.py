@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from payments import ChargeResult, InvalidWebhook
 
+from ..extensions import db
+from ..models import Account, Payment, ProcessedEvent
 from . import ledger
-from .extensions import db
-from .models import Account, Payment, ProcessedEvent
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("stripe", __name__)

@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .masking import mask, mask_numbers
-from .models import Account, OutboxMessage, utcnow
+from ..masking import mask, mask_numbers
+from ..models import Account, OutboxMessage, utcnow
+from ..twilio.adapter import TwilioApiError
 from .quiet_hours import Window, next_allowed
 from .sms import SmsSender
-from .twilio_adapter import TwilioApiError
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from flask import Response, current_app
 import prompts
 from flows import Keys, Pay, Prompt, Turn
 
-from . import twilio_adapter
-from .wording import say
+from ..twilio import adapter as twilio_adapter
+from ..wording import say
 
 PAY_FIELDS = ("payment-card-number", "expiration-date", "security-code", "postal-code")
 _PAY_PROMPT_KEYS = {

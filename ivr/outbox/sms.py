@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol, TextIO
 
-from .masking import mask
-from .twilio_adapter import SentMessage, TwilioApiError, TwilioRest
+from ..masking import mask
+from ..twilio.adapter import SentMessage, TwilioApiError, TwilioRest
 
 __all__ = [
     "SandboxSmsSender",

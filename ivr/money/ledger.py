@@ -18,11 +18,11 @@ from sqlalchemy.exc import IntegrityError
 import prompts
 from payments import ChargeResult, PaymentUnavailable
 
-from .extensions import db
-from .masking import mask
-from .models import Account, OutboxMessage, Payment, utcnow
-from .phones import can_receive_sms, to_e164
-from .wording import dollars, short_datetime
+from ..extensions import db
+from ..masking import mask
+from ..models import Account, OutboxMessage, Payment, utcnow
+from ..phones import can_receive_sms, to_e164
+from ..wording import dollars, short_datetime
 
 logger = logging.getLogger(__name__)
 

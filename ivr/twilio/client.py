@@ -2,7 +2,7 @@
 
 from flask import current_app
 
-from ..twilio_adapter import TwilioRest
+from .adapter import TwilioRest
 
 EXTENSION = "ivr.twilio"
 

@@ -13,17 +13,17 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, current_app, request
 
-from . import twilio_adapter
-from .extensions import db
-from .masking import mask
-from .models import Account
-from .phones import to_e164
-from .reminders import callbacks, optouts, wording
-from .reminders.settings import settings
-from .reminders.web import wait_text
-from .security import twilio_signed
-from .twiml import xml_response
-from .wording import dollars, short_date
+from ..extensions import db
+from ..masking import mask
+from ..models import Account
+from ..phones import to_e164
+from ..twilio import adapter as twilio_adapter
+from ..twilio.signatures import twilio_signed
+from ..voice.twiml import xml_response
+from ..wording import dollars, short_date
+from . import callbacks, optouts, wording
+from .settings import settings
+from .web import wait_text
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("inbound_sms", __name__)

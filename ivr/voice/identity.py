@@ -15,10 +15,10 @@ import sqlalchemy as sa
 
 from flows import AccountView
 
+from ..extensions import db
+from ..masking import mask
+from ..models import Account, VerificationFailure, utcnow
 from .driver_sql import DriverStatement, fetch
-from .extensions import db
-from .masking import mask
-from .models import Account, VerificationFailure, utcnow
 
 logger = logging.getLogger(__name__)
 
