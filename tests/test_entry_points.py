@@ -1,8 +1,10 @@
-"""How calls enter the flow: a callback hears what its account calls for, self-service and
-transfers start where the flow table says."""
+"""How calls enter the flow: by an entry point's name, and a callback hears what its account calls for."""
 
 # Fixtures are imported from the reminder tests, so their names reappear as arguments.
 # ruff: noqa: F811
+
+import ast
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +15,29 @@ from ivr.extensions import db
 from ivr.models import Account, CallSession
 
 GOODBYE = f"Thank you for calling {ORG}. Goodbye."
+IVR = Path(__file__).resolve().parent.parent / "ivr"
+
+
+def test_webhooks_start_calls_by_entry_name_not_by_state():
+    # Which state a way in begins at is the table's business (flows.ENTRY_POINTS), not a webhook's.
+    started = {}
+    for path in IVR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name == "start_call":
+                entry = node.args[1]
+                assert isinstance(entry, ast.Attribute) and ast.unparse(entry.value).endswith("Entry"), (
+                    path.name,
+                    ast.unparse(node),
+                )
+                started[entry.attr] = path.relative_to(IVR).as_posix()
+    assert started == {
+        "SELF_SERVICE": "voice/webhooks.py",
+        "TRANSFER": "agents/voice_entry.py",
+        "CALLBACK": "reminders/web.py",
+    }
 
 
 def answered_callback(app, client, make_account, fake_twilio, language="en", **changes):
