@@ -62,9 +62,9 @@ def verify_caller(digits: str, ctx: CallContext) -> Decision:
 
 
 def route_account(_: str, ctx: CallContext) -> Decision:
-    """After verification: office-only accounts, nothing due, or the summary. Adopt the member's language."""
+    """Once identified: office-only accounts, nothing due, or the balance. Adopt the member's language."""
     account = ctx.account()
-    assert account is not None, "ACCOUNT_CHECK is only reached once identified"
+    assert account is not None, "ACCOUNT_CHECK and CALLBACK_START are only reached once identified"
     updates: dict[str, object] = {}
     if account.language == "es" and not ctx.data.get("language_chosen"):
         updates["language"] = "es"

@@ -10,13 +10,14 @@ from .steps import (
     AccountView,
     CallContext,
     Decision,
+    Entry,
     Keys,
     Pay,
     Prompt,
     State,
     Step,
 )
-from .table import FLOW
+from .table import ENTRY_POINTS, FLOW
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,9 @@ def _enter(state: State, ctx: CallContext, updates: dict[str, Any], said: tuple[
     raise RuntimeError(f"routing loop at {state}")
 
 
-def start(state: State, ctx: CallContext) -> Turn:
-    """The first turn of a call that begins in ``state``."""
-    return _enter(state, ctx, _reset_counters(), ())
+def start(entry: Entry, ctx: CallContext) -> Turn:
+    """The first turn of a call entering the flow by ``entry``."""
+    return _enter(ENTRY_POINTS[entry], ctx, _reset_counters(), ())
 
 
 def repeat(state: State, ctx: CallContext) -> Turn:

@@ -1,7 +1,7 @@
 """The flow table as Markdown, for ``ivr flow-table`` and the README."""
 
 from .steps import Keys, Pay, Step
-from .table import FLOW, INITIAL
+from .table import ENTRY_POINTS, FLOW
 
 
 def _says(step: Step) -> str:
@@ -35,10 +35,11 @@ def _transitions(step: Step) -> str:
 
 def markdown() -> str:
     """One row per state: what it says, what it expects, and where each answer goes."""
+    entries = ", ".join(f"{entry.value} → `{state.value}`" for entry, state in ENTRY_POINTS.items())
     lines = [
-        (f"Calls start in `{INITIAL.value}`. In every step that expects keys: `*` repeats it, `0` reaches the "
-        "agent when `AGENT_TRANSFER_NUMBER` is set, silence re-prompts twice then says goodbye, and a key that "
-        "is not an option is explained (three times at most)."),
+        (f"Calls enter the flow by one of its entry points: {entries}. In every step that expects keys: `*` "
+        "repeats it, `0` reaches the agent when `AGENT_TRANSFER_NUMBER` is set, silence re-prompts twice then "
+        "says goodbye, and a key that is not an option is explained (three times at most)."),
         "",
         "| State | Says | Expects | Answer → next state |",
         "|---|---|---|---|",

@@ -35,9 +35,18 @@ class State(StrEnum):
     RETURN_TO_AGENT = "RETURN_TO_AGENT"
     GOODBYE = "GOODBYE"
     HUNG_UP = "HUNG_UP"
-    # Entry points for calls that start already identified (agent transfer, reminder callback).
+    # Where calls that start already identified begin (agent transfer, reminder callback).
     TRANSFER_CONFIRM = "TRANSFER_CONFIRM"
+    CALLBACK_START = "CALLBACK_START"
     CALLBACK_WELCOME = "CALLBACK_WELCOME"
+
+
+class Entry(StrEnum):
+    """The ways a call enters the flow; ``flows.ENTRY_POINTS`` names the state each begins in."""
+
+    SELF_SERVICE = "self_service"  # the member calls us (POST /twilio/voice)
+    TRANSFER = "transfer"  # an agent sends the caller on to secure card entry
+    CALLBACK = "callback"  # we call the member back from a reminder link, already identified
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,20 @@ from .steps import (
     STAR,
     UNAVAILABLE,
     UNREADABLE,
+    Entry,
     Keys,
     Pay,
     State,
     Step,
 )
 
-INITIAL: Final = State.WELCOME
+# Every way into the flow and the state it begins in; the web layer starts calls by entry name.
+ENTRY_POINTS: Final[Mapping[Entry, State]] = {
+    Entry.SELF_SERVICE: State.WELCOME,
+    Entry.TRANSFER: State.TRANSFER_CONFIRM,
+    Entry.CALLBACK: State.CALLBACK_START,
+}
+INITIAL: Final = ENTRY_POINTS[Entry.SELF_SERVICE]  # the state a member's own call is created in
 
 FLOW: Final[Mapping[State, Step]] = {
     # --- greeting and identification ---
@@ -136,6 +143,10 @@ FLOW: Final[Mapping[State, Step]] = {
         decide=d.confirm_transfer,
         on={"yes": State.CARD_ENTRY},
         allow_agent=False,
+    ),
+    State.CALLBACK_START: Step(
+        route=d.route_account,  # the account may have been paid or closed since the reminder
+        on={"owes": State.CALLBACK_WELCOME, "nothing_due": State.NOTHING_DUE, "office_only": State.OFFICE_ONLY},
     ),
     State.CALLBACK_WELCOME: Step(
         say=d.callback_welcome,

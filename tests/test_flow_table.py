@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import prompts
-from flows import FLOW, INITIAL, Keys, Pay, State
+from flows import ENTRY_POINTS, FLOW, INITIAL, Entry, Keys, Pay, State
 from flows.engine import KeyPress, PayOutcome, Silence, advance, start
 from flows.render import markdown
 from flows.steps import STAR, AccountView
@@ -22,10 +22,17 @@ def test_every_state_has_a_step_and_every_target_exists():
             assert target in FLOW, (state, target)
 
 
-def test_every_state_is_reachable_from_the_start_or_is_an_entry_point():
-    entry_points = {INITIAL, State.TRANSFER_CONFIRM, State.CALLBACK_WELCOME}
-    engine_targets = {State.AGENT, State.NO_INPUT, State.TOO_MANY_ATTEMPTS}
-    seen, todo = set(), list(entry_points | engine_targets)
+def test_every_way_in_has_an_entry_point_in_the_table():
+    assert set(ENTRY_POINTS) == set(Entry)
+    for entry, state in ENTRY_POINTS.items():
+        assert state in FLOW, entry
+        assert not FLOW[state].final, entry  # a call must not end before it has begun
+    assert INITIAL == ENTRY_POINTS[Entry.SELF_SERVICE]
+
+
+def test_every_state_is_reachable_from_an_entry_point():
+    engine_targets = {State.AGENT, State.NO_INPUT, State.TOO_MANY_ATTEMPTS}  # the engine's global exits
+    seen, todo = set(), [*ENTRY_POINTS.values(), *engine_targets]
     while todo:
         state = todo.pop()
         if state in seen:
@@ -117,6 +124,12 @@ def test_only_the_adapters_import_the_sdks():
     assert importers["stripe"] == {"payments/stripe_gateway.py"}
 
 
+def test_flow_table_render_names_every_entry_point():
+    intro = markdown().split("\n", 1)[0]
+    for entry, state in ENTRY_POINTS.items():
+        assert f"{entry.value} → `{state.value}`" in intro
+
+
 def test_readme_flow_table_matches_the_code():
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- flow-table -->")[1].split("<!-- /flow-table -->")[0]
@@ -150,7 +163,7 @@ class FakeContext:
 
 def test_engine_walks_from_greeting_to_card_entry_without_io():
     ctx = FakeContext()
-    turn = start(State.WELCOME, ctx)
+    turn = start(Entry.SELF_SERVICE, ctx)
     assert turn.state == State.WELCOME and isinstance(turn.expect, Keys)
     turn = advance(turn.state, Silence(), ctx)
     assert turn.state == State.ENTER_ACCOUNT
@@ -184,3 +197,36 @@ def test_engine_sends_too_many_wrong_keys_to_goodbye_or_the_agent():
             turn = advance(state, KeyPress("5"), ctx)
             ctx.data.update(turn.updates)
         assert turn.state == ending
+
+
+def test_transfer_entry_says_the_agents_amount_and_waits_for_1():
+    ctx = FakeContext(data={"amount_cents": 5025, "transfer_id": "tr_1"})
+    ctx.verify("12345001", "0143")
+    turn = start(Entry.TRANSFER, ctx)
+    assert turn.state == State.TRANSFER_CONFIRM
+    assert [p.key for p in turn.say] == ["transfer_intro"] and turn.say[0].params["amount"] == 5025
+
+
+@pytest.mark.parametrize(
+    ("status", "balance_cents", "state", "keys"),
+    [
+        ("active", 12345, State.CALLBACK_WELCOME, ["callback_intro"]),
+        ("active", 0, State.NOTHING_DUE, ["zero_balance", "goodbye"]),
+        ("active", -500, State.NOTHING_DUE, ["credit_balance", "goodbye"]),
+        ("suspended", 12345, State.OFFICE_ONLY, ["call_office", "goodbye"]),
+    ],
+)
+def test_callback_entry_routes_by_the_account_through_the_table(status, balance_cents, state, keys):
+    ctx = FakeContext()
+    ctx.identified = AccountView("12345001", balance_cents, 0, None, "en", status)
+    turn = start(Entry.CALLBACK, ctx)
+    assert turn.state == state
+    assert [p.key for p in turn.say] == keys
+    assert turn.final == (state != State.CALLBACK_WELCOME)
+
+
+def test_callback_entry_adopts_a_spanish_members_language():
+    ctx = FakeContext()
+    ctx.identified = AccountView("12345001", 12345, 0, None, "es", "active")
+    turn = start(Entry.CALLBACK, ctx)
+    assert turn.state == State.CALLBACK_WELCOME and turn.language("en") == "es"

@@ -7,7 +7,7 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, request
 
-from flows import State
+from flows import ENTRY_POINTS, Entry
 
 from ..extensions import db
 from ..models import Account, utcnow
@@ -42,7 +42,7 @@ def transfer_entry():
     assert account is not None
     call = calls.enter_identified(
         call_sid,
-        state=State.TRANSFER_CONFIRM,
+        state=ENTRY_POINTS[Entry.TRANSFER],
         channel="agent",
         account=account,
         data={
@@ -66,7 +66,7 @@ def transfer_entry():
         )
     ):
         transfers.change(other, status="failed", reason="superseded", field=None)
-    twiml = voice.start_call(call, State.TRANSFER_CONFIRM)
+    twiml = voice.start_call(call, Entry.TRANSFER)
     db.session.commit()
     logger.info("call %s entered secure pay for transfer %s", call_sid, transfer.id)
     return xml_response(twiml)

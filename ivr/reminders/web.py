@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, make_response, redirect, render_template, request
 
 import prompts
-from flows import State
+from flows import ENTRY_POINTS, Entry
 
 from ..extensions import db
 from ..masking import mask
@@ -309,17 +309,11 @@ def callback_answered():
     if account is None or account.phone != callback.to_number:
         db.session.commit()
         return xml_response(_spoken("not_available", lang))
-    if account.status != "active":
-        state = State.OFFICE_ONLY
-    elif account.balance_cents <= 0:
-        state = State.NOTHING_DUE
-    else:
-        state = State.CALLBACK_WELCOME
     # On our outbound call the member is "To"; the call's from_number is the member's side, so
     # the receipt and everything else keyed on the caller goes to them, not to our own number.
     call = calls.enter_identified(
         call_sid,
-        state=state,
+        state=ENTRY_POINTS[Entry.CALLBACK],
         channel="callback",
         account=account,
         data={"callback_id": callback.id},
@@ -332,7 +326,7 @@ def callback_answered():
         mask(account.account_number),
         mask(callback.to_number),
     )
-    twiml = start_call(call, state)
+    twiml = start_call(call, Entry.CALLBACK)
     db.session.commit()
     return xml_response(twiml)
 

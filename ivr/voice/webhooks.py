@@ -52,10 +52,10 @@ def answer(call: CallRow, turn: flows.Turn, ctx: calls.DbCallContext) -> str:
     return twiml
 
 
-def start_call(call: CallRow, state: State) -> str:
-    """The first answer of a call beginning in ``state`` (self-service, transfer or callback)."""
+def start_call(call: CallRow, entry: flows.Entry) -> str:
+    """The first answer of a call entering the flow by ``entry`` (self-service, transfer or callback)."""
     ctx = calls.DbCallContext(call)
-    return answer(call, flows.start(state, ctx), ctx)
+    return answer(call, flows.start(entry, ctx), ctx)
 
 
 def _saved_answer(call: CallRow | None) -> str:
@@ -93,7 +93,7 @@ def incoming_call():
         call = calls.new(call_sid, from_number=form.get("From"), to_number=form.get("To"), state=flows.INITIAL)
     logger.info("call %s from %s", call_sid, mask(form.get("From")))
     try:
-        twiml = start_call(call, flows.INITIAL)
+        twiml = start_call(call, flows.Entry.SELF_SERVICE)
     except calls.CallMoved:  # the same call arriving twice at once: the other delivery greeted it
         db.session.rollback()
         return xml_response(_saved_answer(calls.read(call_sid)))
