@@ -12,7 +12,12 @@ from .voice import driver_sql
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: config from the environment (then ``overrides``), database, adapters, routes."""
+    """Build the app: config from the environment (then ``overrides``), database, adapters, routes.
+
+    Every blueprint and call-event listener the app has is registered below. (The
+    SQLite pragmas in ``extensions`` are an engine-level listener for every engine in the process,
+    migrations and scripts included, so they are installed on import rather than here.)
+    """
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(load_config())
     if overrides:
@@ -49,9 +54,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from . import errors, health
     from .agents import api as agent_api
     from .agents import console as agent_console
+    from .agents import progress as transfer_progress
+    from .agents import voice_entry as agent_voice
     from .money import stripe_webhooks
     from .reminders import inbound_sms
     from .reminders import web as reminder_pages
+    from .voice import events as call_events
     from .voice import webhooks as voice
 
     app.register_blueprint(voice.bp)
@@ -60,7 +68,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(inbound_sms.bp)
     app.register_blueprint(reminder_pages.bp)
     app.register_blueprint(agent_api.bp)
+    app.register_blueprint(agent_voice.bp)
     app.register_blueprint(agent_console.bp)
+    # A transferred caller's progress through the flow keeps the agent's transfer status current.
+    call_events.subscribe(app, transfer_progress.on_call_event)
     errors.register(app)
     _configure_logging()
     return app
