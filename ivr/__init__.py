@@ -4,6 +4,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import click
 from flask import Flask
 
 from .config import load_config
@@ -12,7 +13,12 @@ from .voice import driver_sql
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: config from the environment (then ``overrides``), database, adapters, routes."""
+    """Build the app: config from the environment (then ``overrides``), database, adapters, routes, commands.
+
+    Every blueprint, call-event listener and command group the app has is registered below. (The
+    SQLite pragmas in ``extensions`` are an engine-level listener for every engine in the process,
+    migrations and scripts included, so they are installed on import rather than here.)
+    """
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(load_config())
     if overrides:
@@ -49,9 +55,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from . import errors, health
     from .agents import api as agent_api
     from .agents import console as agent_console
+    from .agents import progress as transfer_progress
+    from .agents import voice_entry as agent_voice
     from .money import stripe_webhooks
     from .reminders import inbound_sms
     from .reminders import web as reminder_pages
+    from .voice import events as call_events
     from .voice import webhooks as voice
 
     app.register_blueprint(voice.bp)
@@ -60,10 +69,25 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(inbound_sms.bp)
     app.register_blueprint(reminder_pages.bp)
     app.register_blueprint(agent_api.bp)
+    app.register_blueprint(agent_voice.bp)
     app.register_blueprint(agent_console.bp)
+    # A transferred caller's progress through the flow keeps the agent's transfer status current.
+    call_events.subscribe(app, transfer_progress.on_call_event)
+    for group in command_groups():
+        app.cli.add_command(group)
     errors.register(app)
     _configure_logging()
     return app
+
+
+def command_groups() -> list[click.Command]:
+    """The wings' commands that work on the app's data; ``create_app`` and ``ivr.cli`` both add these."""
+    from .agents.cli import agents_group
+    from .billing.commands import accounts_group, payments_group
+    from .outbox.commands import worker_command
+    from .reminders.cli import reminders_group
+
+    return [worker_command, accounts_group, payments_group, agents_group, reminders_group]
 
 
 def _configure_logging() -> None:

@@ -1,23 +1,56 @@
-"""The ``ivr`` command line (names fixed by the operators' contract)."""
+"""The ``ivr`` command line (names fixed by the operators' contract).
+
+Two kinds of command: the app's (``ivr.command_groups()``: worker, accounts, payments, agents,
+reminders), which ``create_app`` also adds to ``app.cli`` and which run inside an app context; and
+the ones below, which start processes or read files and never build the app (serve, demo, call,
+db upgrade, flow-table). No product module imports this one.
+"""
 
 import os
 import sys
+from typing import Any
 
 import click
+from flask import Flask
+from flask.cli import ScriptInfo
+
+from . import command_groups, create_app
+from .config import ConfigError, load_config
+from .demo import demo_command
+from .softphone import call_command
 
 
-def _app():
-    from . import create_app
+def _build_app() -> Flask:
+    """The app for one command, reporting a configuration problem as one line instead of a traceback."""
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
-    return create_app()
+
+class IvrGroup(click.Group):
+    """The top group: its commands find a ``ScriptInfo`` that builds the app on first use only.
+
+    Flask's ``with_appcontext`` (and every ``AppGroup`` command) asks that ``ScriptInfo`` for the
+    app, so the app is built once per command and never for one that does not need it. Not a
+    ``FlaskGroup``: that one builds the app to list commands (``ivr --help``) and adds
+    ``--app``/``--env-file``/``--debug`` and ``FLASK_*`` variables that mean nothing here.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        """A fresh ``ScriptInfo`` per run, so two runs in one process (tests) never share an app."""
+        extra.setdefault("obj", ScriptInfo(create_app=_build_app, set_debug_flag=False, load_dotenv_defaults=False))
+        return super().make_context(info_name, args, parent=parent, **extra)
 
 
-@click.group()
+@click.group(cls=IvrGroup)
 def main() -> None:
     """Pay-by-phone for utility co-operatives."""
 
 
-@main.command()
+@click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), type=int, show_default="5000 or $PORT")
 @click.option("--workers", default=max(2, min(2 * (os.cpu_count() or 1) + 1, 8)), type=int, show_default=True)
@@ -25,8 +58,6 @@ def main() -> None:
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 def serve(host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
     """Run the production web server (gunicorn) for app:app."""
-    from .config import ConfigError, load_config
-
     try:
         load_config()  # fail here, naming what is missing, instead of inside every worker
     except ConfigError as exc:
@@ -48,52 +79,7 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool) ->
     os.execv(sys.executable, args)
 
 
-@main.command()
-@click.option("--once", is_flag=True, help="send what is due now and exit")
-@click.option("--poll", default=2.0, show_default=True, help="seconds between polls")
-def worker(once: bool, poll: float) -> None:
-    """Send what the outbox holds: SMS receipts, reminders, agent status callbacks."""
-    from sqlalchemy.orm import sessionmaker
-
-    from .extensions import db
-    from .outbox import worker as outbox
-
-    app = _app()
-    with app.app_context():
-        cfg = app.config
-        sender = app.extensions["ivr.sms"]
-        options = {"default_tz": cfg["ORG_TIMEZONE"], "rate_per_second": cfg.get("SMS_RATE_PER_SECOND"),
-                   "state_windows": cfg.get("QUIET_HOURS_STATE_WINDOWS")}
-        if once:
-            report = outbox.run_once(db.session, sender, **options)
-            click.echo(f"worker: {report}")
-            click.echo(f"callbacks: {_agent_callbacks_pass()}")
-            return
-        click.echo("worker: sending queued texts and agent status callbacks; Ctrl-C stops", err=True)
-        try:
-            outbox.run_forever(
-                sessionmaker(bind=db.engine), sender, poll_seconds=poll, also=_agent_callbacks_pass,
-                **options,
-            )
-        except KeyboardInterrupt:
-            pass
-
-
-def _agent_callbacks_pass() -> object:
-    """POST due transfer status callbacks to agents' systems (needs the app context).
-
-    One bounded pass (``callbacks.PASS_BUDGET_SECONDS``); ``ivr agents callbacks`` runs it too.
-    """
-    from .agents import callbacks
-    from .extensions import db
-
-    try:
-        return callbacks.run_once()
-    finally:
-        db.session.remove()  # each pass starts from fresh rows, never a stale identity map
-
-
-@main.group()
+@click.group("db")
 def db() -> None:
     """Database schema."""
 
@@ -101,8 +87,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply Alembic migrations to DATABASE_URL."""
-    from .config import load_config
-    from .migrate import upgrade
+    from .migrate import upgrade  # Alembic is only loaded by the command that needs it
 
     url = load_config()["SQLALCHEMY_DATABASE_URI"]
     _ensure_sqlite_dir(url)
@@ -117,7 +102,7 @@ def _ensure_sqlite_dir(url: str) -> None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
 
-@main.command("flow-table")
+@click.command("flow-table")
 def flow_table() -> None:
     """Print the call flow as a Markdown table (the README's copy is checked against it)."""
     from flows.render import markdown
@@ -125,47 +110,14 @@ def flow_table() -> None:
     click.echo(markdown())
 
 
-@main.group()
-def accounts() -> None:
-    """Member accounts."""
-
-
-@main.group("payments")
-def payments_group() -> None:
-    """Payments."""
-
-
-def _with_app_context(command: click.Command) -> click.Command:
-    """A copy of ``command`` that runs inside the app context (so ``db.session`` is bound)."""
-    import copy
-
-    callback = command.callback
-    assert callback is not None
-
-    def run(*args, **kwargs):
-        with _app().app_context():
-            return callback(*args, **kwargs)
-
-    wrapped = copy.copy(command)  # the original stays usable on its own (tests invoke it directly)
-    wrapped.callback = run
-    return wrapped
-
-
-def _register() -> None:
-    from .agents.cli import agents_group
-    from .billing.commands import accounts_import_command, payments_export_command
-    from .demo import demo_command
-    from .reminders.cli import reminders_group
-    from .softphone import call_command
-
-    accounts.add_command(_with_app_context(accounts_import_command), "import")
-    payments_group.add_command(_with_app_context(payments_export_command), "export")
-    main.add_command(demo_command, "demo")
-    main.add_command(call_command, "call")
-    main.add_command(agents_group, "agents")
-    main.add_command(reminders_group, "reminders")
-
-_register()
+# The whole `ivr` tree in one place: commands that never build the app, then the app's groups.
+main.add_command(demo_command, "demo")
+main.add_command(serve)
+main.add_command(call_command, "call")
+main.add_command(db)
+main.add_command(flow_table)
+for group in command_groups():
+    main.add_command(group)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from flask import Flask
 
 from ivr.billing.accounts_csv import CsvImportError, import_accounts, normalise_account_number
-from ivr.billing.commands import accounts_import_command
-from ivr.extensions import db
+from ivr.cli import main
 from ivr.models import Account
 
 SAMPLE = Path(__file__).parent / "data" / "accounts_sample.csv"
@@ -263,29 +261,18 @@ def test_demo_accounts_file_imports(session):
     assert all(p.startswith("+1") and p[-4:-2] == "01" and p[5:8] == "555" for p in phones)
 
 
-@pytest.fixture
-def flask_app(session, database_url):
-    app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = database_url
-    db.init_app(app)
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
-
-
-def test_import_command_prints_summary(flask_app, session):
+def test_import_command_prints_summary(session, database_url):
     import_accounts(
         session, csv_bytes("10234-001,Margaret Ellison,(202) 555-0143,80.00,2026-12-01,,en")
     )
 
-    result = CliRunner().invoke(accounts_import_command, [str(SAMPLE)])
+    result = CliRunner().invoke(main, ["accounts", "import", str(SAMPLE)], env={"DATABASE_URL": database_url})
 
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "Imported 10 accounts: 9 new, 1 updated, 0 unchanged"
 
 
-def test_import_command_lists_bad_lines_and_exits_1(flask_app, tmp_path):
+def test_import_command_lists_bad_lines_and_exits_1(session, database_url, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(
         HEADER
@@ -295,11 +282,11 @@ def test_import_command_lists_bad_lines_and_exits_1(flask_app, tmp_path):
         encoding="utf-8",
     )
 
-    result = CliRunner().invoke(accounts_import_command, [str(path)])
+    result = CliRunner().invoke(main, ["accounts", "import", str(path)], env={"DATABASE_URL": database_url})
 
     assert result.exit_code == 1
     assert result.stdout == ""
     err = result.stderr.splitlines()
     assert err[0].startswith("line 3: balance")
     assert err[1].startswith("line 4: language")
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(Account)) == 0
+    assert session.scalar(sa.select(sa.func.count()).select_from(Account)) == 0

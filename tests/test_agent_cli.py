@@ -2,11 +2,11 @@
 
 import pytest
 import sqlalchemy as sa
-from live import ivr, ivr_env
+from click.testing import CliRunner
+from live import ivr_env
 
+from ivr.cli import main
 from ivr.extensions import db
-
-pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
@@ -17,6 +17,11 @@ def env(database_url):
     db.metadata.create_all(engine)
     engine.dispose()
     return ivr_env(database_url)
+
+
+def ivr(*args, env):
+    """Run ``ivr ARGS`` as the operator would (stdout and stderr apart)."""
+    return CliRunner().invoke(main, list(args), env=env)
 
 
 @pytest.fixture
@@ -46,7 +51,7 @@ def api(database_url):
 
 def test_add_rotate_and_disable_an_agent(env, api, database_url):
     added = ivr("agents", "add", "Robin", env=env)
-    assert added.returncode == 0, added.stderr
+    assert added.exit_code == 0, added.output
     key = added.stdout.strip()
     assert key.startswith("ivrak_") and len(key) > 40
     assert api(key) == 200
@@ -58,14 +63,14 @@ def test_add_rotate_and_disable_an_agent(env, api, database_url):
     assert key not in stored
 
     duplicate = ivr("agents", "add", "robin", env=env)
-    assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
+    assert duplicate.exit_code == 1 and "already exists" in duplicate.stderr
 
     rotated = ivr("agents", "rotate", "Robin", env=env)
     new_key = rotated.stdout.strip()
-    assert rotated.returncode == 0 and new_key != key
+    assert rotated.exit_code == 0 and new_key != key
     assert (api(key), api(new_key)) == (401, 200)
 
-    assert ivr("agents", "disable", "Robin", env=env).returncode == 0
+    assert ivr("agents", "disable", "Robin", env=env).exit_code == 0
     assert api(new_key) == 401
     listed = ivr("agents", "list", env=env)
     assert listed.stdout.startswith("Robin\tdisabled")

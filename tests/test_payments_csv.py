@@ -4,11 +4,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 from click.testing import CliRunner
-from flask import Flask
 
-from ivr.billing.commands import payments_export_command
 from ivr.billing.payments_csv import export_payments
-from ivr.extensions import db
+from ivr.cli import main
 from ivr.models import Account, Payment
 
 CONTRACT_COLUMNS = [
@@ -189,14 +187,9 @@ def test_export_of_nothing_is_just_the_header(session):
 def test_export_command_uses_org_timezone_day(session, pay, database_url):
     pay(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))  # 21:00 on Nov 22 in New York
     pay(datetime(2026, 11, 23, 6, 0, tzinfo=UTC))  # 01:00 on Nov 23 in New York
-    app = Flask(__name__)
-    app.config.update(SQLALCHEMY_DATABASE_URI=database_url, ORG_TIMEZONE="America/New_York")
-    db.init_app(app)
+    env = {"DATABASE_URL": database_url, "ORG_TIMEZONE": "America/New_York"}
 
-    with app.app_context():
-        result = CliRunner().invoke(payments_export_command, ["--date", "2026-11-22"])
-        db.session.remove()
-        db.engine.dispose()
+    result = CliRunner().invoke(main, ["payments", "export", "--date", "2026-11-22"], env=env)
 
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -204,13 +197,7 @@ def test_export_command_uses_org_timezone_day(session, pay, database_url):
 
 
 def test_export_command_refuses_a_malformed_date(session, database_url):
-    app = Flask(__name__)
-    app.config.update(SQLALCHEMY_DATABASE_URI=database_url)
-    db.init_app(app)
-
-    with app.app_context():
-        result = CliRunner().invoke(payments_export_command, ["--date", "22/11/2026"])
-        db.engine.dispose()
+    result = CliRunner().invoke(main, ["payments", "export", "--date", "22/11/2026"], env={"DATABASE_URL": database_url})
 
     assert result.exit_code == 2
     assert "22/11/2026" in result.stderr

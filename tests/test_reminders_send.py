@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from helpers import BASE
 from test_reminder_fixtures import MEMBER, NOON_UTC, clock, fake_twilio, text_in, token_from  # noqa: F401
 
+from ivr.cli import main
 from ivr.extensions import db
 from ivr.models import Account, OutboxMessage
 from ivr.outbox.sms import SandboxSmsSender
 from ivr.outbox.worker import run_once
 from ivr.reminders import selection, wording
-from ivr.reminders.cli import reminders_group
 from ivr.reminders.models import Reminder
 
 
@@ -284,7 +284,7 @@ def test_cli_dry_run_prints_the_texts_and_queues_nothing(app, make_account, cloc
     make_account(account_number="1001")
     make_account(account_number="1002", phone="+12025550102", balance_cents=0)
 
-    result = CliRunner().invoke(reminders_group, ["send", "--dry-run"])
+    result = CliRunner().invoke(main, ["reminders", "send", "--dry-run"])
 
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
@@ -299,8 +299,8 @@ def test_cli_send_queues_and_summarises_by_reason(app, make_account, clock, cli_
     make_account(account_number="1001")
     make_account(account_number="1002", phone="+12025550102", status="closed")
 
-    first = CliRunner().invoke(reminders_group, ["send", "--days-before", "3"])
-    second = CliRunner().invoke(reminders_group, ["send"])
+    first = CliRunner().invoke(main, ["reminders", "send", "--days-before", "3"])
+    second = CliRunner().invoke(main, ["reminders", "send"])
 
     assert first.exit_code == 0, first.output
     assert "selected 2, queued 1, skipped 1 (inactive 1)" in first.output
@@ -313,7 +313,7 @@ def test_reminder_run_logs_no_full_phone_or_account_number(
 ):
     make_account(account_number="98765001")
     caplog.set_level("DEBUG")
-    result = CliRunner().invoke(reminders_group, ["send", "--dry-run"])
+    result = CliRunner().invoke(main, ["reminders", "send", "--dry-run"])
     run(app)
     assert result.exit_code == 0
     assert "+12025550143" not in caplog.text + result.output

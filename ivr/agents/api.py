@@ -19,7 +19,7 @@ from ..extensions import db
 from ..masking import mask
 from ..models import Account, CallSession, utcnow
 from ..voice.call_rows import ENDED_CALL_STATUSES
-from . import assisted, audit, limits, progress, transfers, voice_entry  # noqa: F401  (progress subscribes)
+from . import assisted, audit, limits, progress, transfers
 from .auth import Caller, authenticate, csrf_ok
 from .checks import Problem
 from .models import AssistedPayment, Transfer
@@ -27,7 +27,6 @@ from .validation import Invalid, json_body, parse_pay_request
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("agent_api", __name__)
-bp.register_blueprint(voice_entry.bp)
 
 def problem_response(problem: Problem):
     """The JSON answer for a ``Problem``."""

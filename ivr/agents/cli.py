@@ -5,18 +5,19 @@ import time
 
 import click
 import sqlalchemy as sa
+from flask.cli import AppGroup
+
+from ..extensions import db
+from ..outbox.commands import agent_callbacks_pass
+from . import audit
+from .keys import AgentError, create_agent, rotate_key
+from .models import Agent, AuditEntry
 
 logger = logging.getLogger(__name__)
 
 
-def _app():
-    """The app, built the way every ``ivr`` command builds it."""
-    from ..cli import _app as build_app  # not at import time: ivr.cli imports this module
-
-    return build_app()
-
-
-@click.group("agents")
+# An AppGroup: each command runs inside the app's context (db.session is bound).
+@click.group("agents", cls=AppGroup)
 def agents_group() -> None:
     """Agents who take payments on live calls."""
 
@@ -25,104 +26,74 @@ def agents_group() -> None:
 @click.argument("name")
 def add(name: str) -> None:
     """Create agent NAME and print their API key (shown this once; only a hash is kept)."""
-    from ..extensions import db
-    from . import audit
-    from .keys import AgentError, create_agent
-
-    with _app().app_context():
-        try:
-            agent, key = create_agent(name)
-        except AgentError as exc:
-            raise click.ClickException(str(exc)) from exc
-        audit.record(agent, "agent.add", "ok", agent_name=agent.name)
-        db.session.commit()
-        click.echo(f"Agent {agent.name!r} created. API key (shown once, store it now):", err=True)
-        click.echo(key)
+    try:
+        agent, key = create_agent(name)
+    except AgentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    audit.record(agent, "agent.add", "ok", agent_name=agent.name)
+    db.session.commit()
+    click.echo(f"Agent {agent.name!r} created. API key (shown once, store it now):", err=True)
+    click.echo(key)
 
 
 @agents_group.command("disable")
 @click.argument("name")
 def disable(name: str) -> None:
     """Disable agent NAME: their key and console sessions stop working at once."""
-    from ..extensions import db
-    from . import audit
-    from .models import Agent
-
-    with _app().app_context():
-        agent = db.session.scalar(
-            sa.select(Agent).where(sa.func.lower(Agent.name) == name.strip().lower())
-        )
-        if agent is None:
-            raise click.ClickException(f"no agent named {name!r}")
-        agent.active = False
-        audit.record(agent, "agent.disable", "ok")
-        db.session.commit()
-        click.echo(f"Agent {agent.name!r} disabled.")
+    agent = _agent_named(name)
+    agent.active = False
+    audit.record(agent, "agent.disable", "ok")
+    db.session.commit()
+    click.echo(f"Agent {agent.name!r} disabled.")
 
 
 @agents_group.command("rotate")
 @click.argument("name")
 def rotate(name: str) -> None:
     """Give agent NAME a new API key (printed once); the old key stops working at once."""
-    from ..extensions import db
-    from . import audit
-    from .keys import rotate_key
-    from .models import Agent
+    agent = _agent_named(name)
+    key = rotate_key(agent)
+    audit.record(agent, "agent.rotate", "ok")
+    db.session.commit()
+    click.echo(f"New API key for {agent.name!r} (shown once, store it now):", err=True)
+    click.echo(key)
 
-    with _app().app_context():
-        agent = db.session.scalar(
-            sa.select(Agent).where(sa.func.lower(Agent.name) == name.strip().lower())
-        )
-        if agent is None:
-            raise click.ClickException(f"no agent named {name!r}")
-        key = rotate_key(agent)
-        audit.record(agent, "agent.rotate", "ok")
-        db.session.commit()
-        click.echo(f"New API key for {agent.name!r} (shown once, store it now):", err=True)
-        click.echo(key)
+
+def _agent_named(name: str) -> Agent:
+    """The agent called ``name`` (any case), or a one-line error for the operator."""
+    agent = db.session.scalar(sa.select(Agent).where(sa.func.lower(Agent.name) == name.strip().lower()))
+    if agent is None:
+        raise click.ClickException(f"no agent named {name!r}")
+    return agent
 
 
 @agents_group.command("list")
 def list_agents() -> None:
     """List agents (never their keys)."""
-    from ..extensions import db
-    from .models import Agent
-
-    with _app().app_context():
-        for agent in db.session.scalars(sa.select(Agent).order_by(Agent.name)):
-            used = (
-                agent.last_used_at.isoformat(timespec="seconds") if agent.last_used_at else "never"
-            )
-            click.echo(
-                f"{agent.name}\t{'active' if agent.active else 'disabled'}\tlast used {used}"
-            )
+    for agent in db.session.scalars(sa.select(Agent).order_by(Agent.name)):
+        used = agent.last_used_at.isoformat(timespec="seconds") if agent.last_used_at else "never"
+        click.echo(f"{agent.name}\t{'active' if agent.active else 'disabled'}\tlast used {used}")
 
 
 @agents_group.command("audit")
 @click.option("--limit", default=50, show_default=True, help="most recent entries to show")
 def show_audit(limit: int) -> None:
     """Print the most recent audit entries: when, who, action, account (masked), outcome."""
-    from ..extensions import db
-    from .models import AuditEntry
-
-    with _app().app_context():
-        rows = db.session.scalars(
-            sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-        ).all()
-        for row in reversed(rows):
-            click.echo(
-                "\t".join(
-                    [
-                        row.at.isoformat(timespec="seconds"),
-                        row.agent_name,
-                        row.action,
-                        row.account or "-",
-                        row.subject or "-",
-                        row.outcome,
-                        row.detail or "",
-                    ]
-                )
+    rows = db.session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)).all()
+    for row in reversed(rows):
+        click.echo(
+            "\t".join(
+                [
+                    row.at.isoformat(timespec="seconds"),
+                    row.agent_name,
+                    row.action,
+                    row.account or "-",
+                    row.subject or "-",
+                    row.outcome,
+                    row.detail or "",
+                ]
             )
+        )
 
 
 @agents_group.command("callbacks")
@@ -130,18 +101,15 @@ def show_audit(limit: int) -> None:
 @click.option("--poll", default=2.0, show_default=True, help="seconds between polls")
 def send_callbacks(once: bool, poll: float) -> None:
     """Send queued transfer status callbacks to agents' systems (``ivr worker`` does it too)."""
-    from ..cli import _agent_callbacks_pass  # the worker's pass: bounded, fresh session each time
-
-    with _app().app_context():
-        if once:
-            click.echo(f"callbacks: {_agent_callbacks_pass()}")
-            return
-        try:
-            while True:
-                try:
-                    _agent_callbacks_pass()
-                except Exception:  # as in ivr worker: a database outage must not end the loop
-                    logger.exception("agent status callbacks pass failed")
-                time.sleep(poll)
-        except KeyboardInterrupt:
-            pass
+    if once:
+        click.echo(f"callbacks: {agent_callbacks_pass()}")
+        return
+    try:
+        while True:
+            try:
+                agent_callbacks_pass()
+            except Exception:  # as in ivr worker: a database outage must not end the loop
+                logger.exception("agent status callbacks pass failed")
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        pass

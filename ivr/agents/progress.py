@@ -1,7 +1,8 @@
 """Follow a transferred caller through the flow and keep their transfer's status up to date.
 
-Subscribed to ``ivr.call_events``: runs inside the Twilio webhook's transaction, writes rows only
-(status, audit, the status-callback outbox) and never lets its own failure break the call.
+``create_app`` subscribes ``on_call_event`` to the call events (``ivr.voice.events``): it runs inside
+the Twilio webhook's transaction, writes rows only (status, audit, the status-callback outbox) and
+never lets its own failure break the call.
 """
 
 import logging
@@ -13,7 +14,6 @@ from flows import State
 
 from ..extensions import db
 from ..models import Account, Payment
-from ..voice import events as call_events
 from ..voice.call_rows import ENDED_CALL_STATUSES, CallRow
 from . import audit, transfers
 from .models import Agent, Transfer
@@ -33,7 +33,6 @@ FINAL_REASONS = {
 }
 
 
-@call_events.subscribe
 def on_call_event(kind: str, call: CallRow, **details: Any) -> None:
     """Translate a call event into the transfer's status; errors are logged, never raised."""
     if not _may_concern_a_transfer(kind, call, details):

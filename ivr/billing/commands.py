@@ -1,7 +1,7 @@
-"""The ``ivr accounts import`` and ``ivr payments export`` commands.
+"""``ivr accounts import`` and ``ivr payments export``: the billing system's files in and out.
 
-Both use ``db.session``, so they run inside an app context: ``ivr/cli.py`` creates the app and
-pushes its context before invoking them.
+Both groups are ``AppGroup``s: their commands run inside the app's context (``db.session``,
+``ORG_TIMEZONE``).
 """
 
 import sys
@@ -10,19 +10,29 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 
 from ..extensions import db
 from .accounts_csv import CsvImportError, import_accounts
 from .payments_csv import export_payments
 
 
-@click.command("import")
+@click.group("accounts", cls=AppGroup)
+def accounts_group() -> None:
+    """Member accounts."""
+
+
+@click.group("payments", cls=AppGroup)
+def payments_group() -> None:
+    """Payments."""
+
+
+@accounts_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def accounts_import_command(file: Path) -> None:
     """Create or update member accounts from the billing system's CSV FILE.
 
     Every row is checked first; if any is bad, each problem is listed and nothing is imported.
-    Needs an app context (db.session).
     """
     try:
         with file.open("rb") as stream:
@@ -38,7 +48,7 @@ def accounts_import_command(file: Path) -> None:
     )
 
 
-@click.command("export")
+@payments_group.command("export")
 @click.option(
     "--date",
     "on_date",
@@ -46,10 +56,7 @@ def accounts_import_command(file: Path) -> None:
     help="Only payments made on this day (YYYY-MM-DD), a calendar day in ORG_TIMEZONE.",
 )
 def payments_export_command(on_date: datetime | None) -> None:
-    """Write the payments posting file (CSV) to stdout; paid_at is in UTC.
-
-    Needs an app context (db.session, ORG_TIMEZONE).
-    """
+    """Write the payments posting file (CSV) to stdout; paid_at is in UTC."""
     # The co-op's business day, not UTC's: an evening payment belongs to the day the member made it.
     tz = current_app.config.get("ORG_TIMEZONE") or "UTC"
     export_payments(

@@ -3,11 +3,13 @@
 import sys
 
 import click
+from flask.cli import AppGroup
 
 from ..masking import mask
+from . import selection
 
 
-@click.group("reminders")
+@click.group("reminders", cls=AppGroup)
 def reminders_group() -> None:
     """Reminder texts whose link makes us call the member back."""
 
@@ -30,38 +32,33 @@ def send_command(days_before: int, past_due: bool, dry_run: bool, limit: int | N
     due within --days-before days (or past due with --past-due) and that have not been reminded
     of that bill yet. Re-running sends nothing new; a new due date is a new bill.
     """
-    from .. import create_app
-    from . import selection
+    bar = None
 
-    app = create_app()
-    with app.app_context():
-        bar = None
+    def on_start(count: int) -> None:
+        nonlocal bar
+        if count and not dry_run:
+            bar = click.progressbar(length=count, label="Queueing reminders", file=sys.stderr)
+            bar.__enter__()
 
-        def on_start(count: int) -> None:
-            nonlocal bar
-            if count and not dry_run:
-                bar = click.progressbar(length=count, label="Queueing reminders", file=sys.stderr)
-                bar.__enter__()
+    def on_text(bill: selection.Bill, body: str) -> None:
+        if dry_run:
+            click.echo(f"{mask(bill.phone)}\t{bill.language}\t{body}")
 
-        def on_text(bill: selection.Bill, body: str) -> None:
-            if dry_run:
-                click.echo(f"{mask(bill.phone)}\t{bill.language}\t{body}")
+    def progress(count: int) -> None:
+        if bar is not None:
+            bar.update(count)
 
-        def progress(count: int) -> None:
-            if bar is not None:
-                bar.update(count)
-
-        try:
-            report = selection.run(
-                days_before=days_before,
-                past_due=past_due,
-                dry_run=dry_run,
-                limit=limit,
-                progress=progress,
-                on_text=on_text,
-                on_start=on_start,
-            )
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
-        click.echo(("dry run: " if dry_run else "") + report.summary())
+    try:
+        report = selection.run(
+            days_before=days_before,
+            past_due=past_due,
+            dry_run=dry_run,
+            limit=limit,
+            progress=progress,
+            on_text=on_text,
+            on_start=on_start,
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    click.echo(("dry run: " if dry_run else "") + report.summary())
