@@ -12,7 +12,8 @@ from helpers import BASE
 from test_reminder_fixtures import MEMBER, NOON_UTC, clock, fake_twilio, text_in, token_from  # noqa: F401
 
 from ivr.extensions import db
-from ivr.models import Account, OutboxMessage
+from ivr.models import Account
+from ivr.outbox.models import OutboxMessage
 from ivr.outbox.sms import SandboxSmsSender
 from ivr.outbox.worker import run_once
 from ivr.reminders import selection, wording

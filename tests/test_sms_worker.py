@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.models import Account, OutboxMessage
+from ivr.models import Account
+from ivr.outbox.models import OutboxMessage
 from ivr.outbox.worker import STALE_ERROR, WorkerReport, claim_due, run_forever, run_once
 from ivr.twilio.adapter import SentMessage, TwilioApiError
 

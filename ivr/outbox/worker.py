@@ -18,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..masking import mask, mask_numbers
-from ..models import Account, OutboxMessage, utcnow
+from ..models import Account, utcnow
 from ..twilio.adapter import TwilioApiError
+from .models import OutboxMessage
 from .quiet_hours import Window, next_allowed
 from .sms import SmsSender
 
