@@ -53,28 +53,26 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool) ->
 @click.option("--poll", default=2.0, show_default=True, help="seconds between polls")
 def worker(once: bool, poll: float) -> None:
     """Send what the outbox holds: SMS receipts, reminders, agent status callbacks."""
-    from sqlalchemy.orm import sessionmaker
-
     from .extensions import db
-    from .outbox import worker as outbox
+    from .outbox import engine, texts
 
     app = _app()
     with app.app_context():
-        cfg = app.config
-        sender = app.extensions["ivr.sms"]
-        options = {"default_tz": cfg["ORG_TIMEZONE"], "rate_per_second": cfg.get("SMS_RATE_PER_SECOND"),
-                   "state_windows": cfg.get("QUIET_HOURS_STATE_WINDOWS")}
+        sms = texts.kind_for(app.config, app.extensions["ivr.sms"])
+
+        def texts_pass() -> engine.Report:
+            try:
+                return engine.run_once(db.session, sms)
+            finally:
+                db.session.remove()  # each pass starts from fresh rows, never a stale identity map
+
         if once:
-            report = outbox.run_once(db.session, sender, **options)
-            click.echo(f"worker: {report}")
+            click.echo(f"worker: {texts_pass()}")
             click.echo(f"callbacks: {_agent_callbacks_pass()}")
             return
         click.echo("worker: sending queued texts and agent status callbacks; Ctrl-C stops", err=True)
         try:
-            outbox.run_forever(
-                sessionmaker(bind=db.engine), sender, poll_seconds=poll, also=_agent_callbacks_pass,
-                **options,
-            )
+            engine.run_forever({"texts": texts_pass, "callbacks": _agent_callbacks_pass}, poll_seconds=poll)
         except KeyboardInterrupt:
             pass
 

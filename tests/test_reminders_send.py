@@ -15,7 +15,7 @@ from ivr.extensions import db
 from ivr.models import Account
 from ivr.outbox.models import OutboxMessage
 from ivr.outbox.sms import SandboxSmsSender
-from ivr.outbox.worker import run_once
+from ivr.outbox.texts import run_once
 from ivr.reminders import selection, wording
 from ivr.reminders.cli import reminders_group
 from ivr.reminders.models import Reminder

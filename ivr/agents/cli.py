@@ -131,17 +131,14 @@ def show_audit(limit: int) -> None:
 def send_callbacks(once: bool, poll: float) -> None:
     """Send queued transfer status callbacks to agents' systems (``ivr worker`` does it too)."""
     from ..cli import _agent_callbacks_pass  # the worker's pass: bounded, fresh session each time
+    from ..outbox import engine
 
     with _app().app_context():
         if once:
             click.echo(f"callbacks: {_agent_callbacks_pass()}")
             return
         try:
-            while True:
-                try:
-                    _agent_callbacks_pass()
-                except Exception:  # as in ivr worker: a database outage must not end the loop
-                    logger.exception("agent status callbacks pass failed")
-                time.sleep(poll)
+            # Nothing here sets a stop event (Ctrl-C ends the loop), so a plain sleep is the pause.
+            engine.run_forever({"callbacks": _agent_callbacks_pass}, poll_seconds=poll, pause=time.sleep)
         except KeyboardInterrupt:
             pass
