@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ivr.all_models  # noqa: E402,F401
 from ivr import create_app  # noqa: E402
 from ivr.extensions import db  # noqa: E402
-from ivr.models import Account, OutboxMessage  # noqa: E402
+from ivr.models import Account  # noqa: E402
+from ivr.outbox.models import OutboxMessage  # noqa: E402
 from ivr.reminders import selection  # noqa: E402
 from ivr.reminders.models import Reminder, SmsOptOut  # noqa: E402
 

@@ -1,6 +1,7 @@
-"""Database models: accounts, calls, payments, the SMS outbox and processed webhook events.
+"""Database models: accounts, calls, payments and processed webhook events.
 
-Money is integer cents; every timestamp is stored in UTC.
+Money is integer cents; every timestamp is stored in UTC. The SMS outbox lives with its engine in
+``outbox/models.py``.
 """
 
 from datetime import UTC, date, datetime
@@ -136,36 +137,6 @@ class Payment(db.Model):
     refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
     account: Mapped[Account] = relationship(back_populates="payments")
-
-
-class OutboxMessage(db.Model):
-    """An SMS waiting to leave (receipts, reminders): written in the same transaction as its cause.
-
-    ``dedupe_key`` (e.g. ``receipt:42``) is unique, so one payment can never queue two receipts.
-    """
-
-    __tablename__ = "outbox_messages"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dedupe_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
-    kind: Mapped[str] = mapped_column(sa.String(20))  # receipt | reminder | reply
-    to_number: Mapped[str] = mapped_column(sa.String(20))
-    body: Mapped[str] = mapped_column(sa.Text)
-    account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
-    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"))
-    # queued -> sending -> sent | failed ; queued -> dropped (reminder whose bill was paid)
-    status: Mapped[str] = mapped_column(sa.String(12), default="queued")
-    respect_quiet_hours: Mapped[bool] = mapped_column(default=False)
-    attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(sa.String(200))
-    error_code: Mapped[int | None] = mapped_column()
-    provider_sid: Mapped[str | None] = mapped_column(sa.String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
 
 
 class ProcessedEvent(db.Model):

@@ -12,7 +12,8 @@ from test_agent_support import audit_rows, bearer, new_agent, signed_post, twili
 
 from ivr.agents.models import AssistedPayment
 from ivr.extensions import db
-from ivr.models import OutboxMessage, Payment
+from ivr.models import Payment
+from ivr.outbox.models import OutboxMessage
 
 ALL_FIELDS = "payment-card-number,expiration-date,security-code,postal-code"
 

@@ -22,7 +22,8 @@ from test_agent_support import audit_rows, bearer, new_agent
 from ivr.agents import callbacks
 from ivr.agents.models import Agent, CallbackDelivery, Transfer
 from ivr.extensions import db
-from ivr.models import OutboxMessage, Payment
+from ivr.models import Payment
+from ivr.outbox.models import OutboxMessage
 
 AGENT_PHONE = "+12025550111"
 HOOK = "https://crm.example.coop/ivr-hook"

@@ -13,7 +13,8 @@ from test_reminder_fixtures import MEMBER, ORG, callback_query, clock, fake_twil
 from test_reminder_page import call_me_now, link
 
 from ivr.extensions import db
-from ivr.models import Account, CallSession, OutboxMessage, Payment
+from ivr.models import Account, CallSession, Payment
+from ivr.outbox.models import OutboxMessage
 from ivr.reminders.models import Callback
 
 OUR_NUMBER = "+12025550100"  # a geographic number, so a receipt sent to it by mistake would show

@@ -35,7 +35,7 @@ def clock(monkeypatch):
     """Freeze reminders' and the outbox worker's clock at ``NOON_UTC``; tests move it."""
     c = Clock(NOON_UTC)
     monkeypatch.setattr("ivr.reminders.clock.now", lambda: c.now)
-    monkeypatch.setattr("ivr.outbox.worker.utcnow", lambda: c.now)
+    monkeypatch.setattr("ivr.outbox.engine.utcnow", lambda: c.now)
     return c
 
 

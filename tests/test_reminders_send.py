@@ -13,9 +13,10 @@ from test_reminder_fixtures import MEMBER, NOON_UTC, clock, fake_twilio, text_in
 
 from ivr.cli import main
 from ivr.extensions import db
-from ivr.models import Account, OutboxMessage
+from ivr.models import Account
+from ivr.outbox.models import OutboxMessage
 from ivr.outbox.sms import SandboxSmsSender
-from ivr.outbox.worker import run_once
+from ivr.outbox.texts import run_once
 from ivr.reminders import selection, wording
 from ivr.reminders.models import Reminder
 

@@ -9,8 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.models import Account, OutboxMessage
-from ivr.outbox.worker import STALE_ERROR, WorkerReport, claim_due, run_forever, run_once
+from ivr.models import Account
+from ivr.outbox.engine import STALE_ERROR, Report, lock_due, run_forever
+from ivr.outbox.models import OutboxMessage
+from ivr.outbox.texts import run_once
 from ivr.twilio.adapter import SentMessage, TwilioApiError
 
 NY = "+12125550123"
@@ -77,8 +79,8 @@ def reload(session: Session, row: OutboxMessage) -> OutboxMessage:
 def test_receipt_sent_once(session):
     row = queue(session)
     sender = ScriptedSender()
-    assert run_once(session, sender, now=NOW) == WorkerReport(sent=1)
-    assert run_once(session, sender, now=NOW + timedelta(minutes=5)) == WorkerReport()
+    assert run_once(session, sender, now=NOW) == Report(sent=1)
+    assert run_once(session, sender, now=NOW + timedelta(minutes=5)) == Report()
     assert sender.sent == [(NY, "receipt text")]
     row = reload(session, row)
     assert (row.status, row.provider_sid, row.sent_at) == ("sent", "SM" + "1".zfill(32), NOW)
@@ -88,14 +90,14 @@ def test_retried_after_500_then_sent_exactly_once(session):
     row = queue(session)
     sender = ScriptedSender(server_error())
 
-    assert run_once(session, sender, now=NOW) == WorkerReport(retried=1)
+    assert run_once(session, sender, now=NOW) == Report(retried=1)
     row = reload(session, row)
     assert (row.status, row.attempts, row.error_code) == ("queued", 1, 20500)
     assert row.next_attempt_at == NOW + timedelta(seconds=60)
 
-    assert run_once(session, sender, now=NOW + timedelta(seconds=59)) == WorkerReport()
-    assert run_once(session, sender, now=NOW + timedelta(seconds=60)) == WorkerReport(sent=1)
-    assert run_once(session, sender, now=NOW + timedelta(hours=2)) == WorkerReport()
+    assert run_once(session, sender, now=NOW + timedelta(seconds=59)) == Report()
+    assert run_once(session, sender, now=NOW + timedelta(seconds=60)) == Report(sent=1)
+    assert run_once(session, sender, now=NOW + timedelta(hours=2)) == Report()
     assert len(sender.sent) == 2
     assert reload(session, row).status == "sent"
 
@@ -129,7 +131,7 @@ def test_gives_up_after_24_hours(session):
     # The last try happened at the 24-hour mark, not before and not long after.
     assert at == NOW + timedelta(hours=24)
     tries = len(sender.sent)
-    assert run_once(session, sender, now=at + timedelta(days=2)) == WorkerReport()
+    assert run_once(session, sender, now=at + timedelta(days=2)) == Report()
     assert len(sender.sent) == tries
 
 
@@ -138,11 +140,11 @@ def test_opted_out_21610_recorded_and_not_retried(session):
     sender = ScriptedSender(
         TwilioApiError(400, 21610, "Attempt to send to unsubscribed recipient")
     )
-    assert run_once(session, sender, now=NOW) == WorkerReport(failed=1)
+    assert run_once(session, sender, now=NOW) == Report(failed=1)
     row = reload(session, row)
     assert (row.status, row.error_code) == ("failed", 21610)
     assert row.last_error == "Attempt to send to unsubscribed recipient"
-    assert run_once(session, sender, now=NOW + timedelta(days=1)) == WorkerReport()
+    assert run_once(session, sender, now=NOW + timedelta(days=1)) == Report()
     assert len(sender.sent) == 1
 
 
@@ -151,11 +153,11 @@ def test_receipt_refused_as_not_a_mobile_goes_once_to_the_phone_on_file(session)
     row = queue(session, to=NY, account_id=account.id)
     not_mobile = TwilioApiError(400, 21614, "'To' number is not a valid mobile number")
     sender = ScriptedSender(not_mobile, None)
-    assert run_once(session, sender, now=NOW) == WorkerReport(failed=1)
-    assert run_once(session, sender, now=NOW) == WorkerReport(sent=1)  # the worker's next pass
+    assert run_once(session, sender, now=NOW) == Report(failed=1)
+    assert run_once(session, sender, now=NOW) == Report(sent=1)  # the worker's next pass
     assert sender.sent == [(NY, "receipt text"), (LA, "receipt text")]
     assert (reload(session, row).status, reload(session, row).error_code) == ("failed", 21614)
-    assert run_once(session, sender, now=NOW + timedelta(days=1)) == WorkerReport()
+    assert run_once(session, sender, now=NOW + timedelta(days=1)) == Report()
     assert len(sender.sent) == 2
 
 
@@ -163,8 +165,8 @@ def test_receipt_refused_as_not_a_mobile_with_no_other_phone_is_not_resent(sessi
     account = make_account(session, phone=NY)
     queue(session, to=NY, account_id=account.id)
     sender = ScriptedSender(TwilioApiError(400, 21614, "'To' number is not a valid mobile number"))
-    assert run_once(session, sender, now=NOW) == WorkerReport(failed=1)
-    assert run_once(session, sender, now=NOW + timedelta(days=1)) == WorkerReport()
+    assert run_once(session, sender, now=NOW) == Report(failed=1)
+    assert run_once(session, sender, now=NOW + timedelta(days=1)) == Report()
     assert len(sender.sent) == 1
 
 
@@ -184,12 +186,12 @@ def test_reminder_held_until_8am_local(session, number, now, opens):
     )
     sender = ScriptedSender()
 
-    assert run_once(session, sender, now=now) == WorkerReport(held=1)
+    assert run_once(session, sender, now=now) == Report(held=1)
     row = reload(session, row)
     assert (row.status, row.attempts, row.next_attempt_at) == ("queued", 0, opens)
 
-    assert run_once(session, sender, now=opens - timedelta(seconds=1)) == WorkerReport()
-    assert run_once(session, sender, now=opens) == WorkerReport(sent=1)
+    assert run_once(session, sender, now=opens - timedelta(seconds=1)) == Report()
+    assert run_once(session, sender, now=opens) == Report(sent=1)
     assert sender.sent == [(number, "reminder text")]
 
 
@@ -206,7 +208,7 @@ def test_reminder_paid_before_window_opens_is_dropped(session):
     session.commit()
 
     eight_am = utc(2025, 1, 15, 13, 0)
-    assert run_once(session, sender, now=eight_am) == WorkerReport(dropped=1)
+    assert run_once(session, sender, now=eight_am) == Report(dropped=1)
     assert reload(session, row).status == "dropped"
     assert sender.sent == []
 
@@ -216,13 +218,13 @@ def test_receipts_and_member_requested_texts_not_held_at_3am(session, kind):
     three_am = utc(2025, 1, 15, 8, 0)
     queue(session, kind, created_at=three_am, next_attempt_at=three_am, respect_quiet_hours=False)
     sender = ScriptedSender()
-    assert run_once(session, sender, now=three_am) == WorkerReport(sent=1)
+    assert run_once(session, sender, now=three_am) == Report(sent=1)
     assert len(sender.sent) == 1
 
 
 @pytest.mark.parametrize(
     ("state_windows", "expected"),
-    [(None, WorkerReport(sent=1)), ({"FL": (8, 20)}, WorkerReport(held=1))],
+    [(None, Report(sent=1)), ({"FL": (8, 20)}, Report(held=1))],
 )
 def test_state_window_setting_holds_florida_reminder(session, state_windows, expected):
     miami = "+13055550123"
@@ -237,8 +239,8 @@ def test_stale_sending_row_is_failed_not_resent(session, caplog):
     stale = queue(session, status="sending", claimed_until=NOW - timedelta(minutes=1))
     live = queue(session, status="sending", claimed_until=NOW + timedelta(minutes=1))
     sender = ScriptedSender()
-    with caplog.at_level(logging.ERROR, logger="ivr.outbox.worker"):
-        assert run_once(session, sender, now=NOW) == WorkerReport(failed=1)
+    with caplog.at_level(logging.ERROR, logger="ivr.outbox.engine"):
+        assert run_once(session, sender, now=NOW) == Report(failed=1)
     assert sender.sent == []
     stale, live = reload(session, stale), reload(session, live)
     assert (stale.status, stale.last_error) == ("failed", STALE_ERROR)
@@ -249,8 +251,8 @@ def test_stale_sending_row_is_failed_not_resent(session, caplog):
 def test_unexpected_sender_error_fails_without_resending(session):
     row = queue(session)
     sender = ScriptedSender(RuntimeError("boom"))
-    assert run_once(session, sender, now=NOW) == WorkerReport(failed=1)
-    assert run_once(session, sender, now=NOW + timedelta(hours=1)) == WorkerReport()
+    assert run_once(session, sender, now=NOW) == Report(failed=1)
+    assert run_once(session, sender, now=NOW + timedelta(hours=1)) == Report()
     assert reload(session, row).status == "failed"
     assert len(sender.sent) == 1
 
@@ -290,14 +292,14 @@ def test_rate_limit_paces_sends(session, fake_clock):
         queue(session, dedupe_key=f"receipt:{n}")
     sender = ScriptedSender()
     report = run_once(session, sender, now=NOW, rate_per_second=2, clock=clock, sleep=sleep)
-    assert report == WorkerReport(sent=3)
+    assert report == Report(sent=3)
     assert state["sleeps"] == [0.5, 0.5]
 
 
 def test_429_backs_off_the_rest_of_the_batch(session):
     rows = [queue(session, next_attempt_at=NOW - timedelta(seconds=3 - n)) for n in range(3)]
     sender = ScriptedSender(TwilioApiError(429, 20429, "Too Many Requests"))
-    assert run_once(session, sender, now=NOW) == WorkerReport(retried=1, held=2)
+    assert run_once(session, sender, now=NOW) == Report(retried=1, held=2)
     assert len(sender.sent) == 1
     first, *rest = (reload(session, r) for r in rows)
     assert (first.status, first.attempts) == ("queued", 1)
@@ -331,9 +333,14 @@ def test_run_forever_sends_then_stops(session):
 
     sender = StoppingSender()
     make_session = sessionmaker(session.get_bind(), expire_on_commit=False)
+
+    def texts_pass():
+        with make_session() as worker_session:
+            return run_once(worker_session, sender)
+
     worker = threading.Thread(
         target=run_forever,
-        args=(make_session, sender),
+        args=({"texts": texts_pass},),
         kwargs={"poll_seconds": 0.05, "stop_event": stop},
     )
     worker.start()
@@ -350,7 +357,7 @@ def test_two_workers_never_take_the_same_row_on_postgresql(session):
     rows = [queue(session, dedupe_key=f"receipt:{n}", to=f"+1212555010{n}") for n in range(3)]
 
     # Worker A has locked two rows and not yet committed its claim.
-    claimed_by_a = claim_due(session, NOW, limit=2)
+    claimed_by_a = lock_due(session, OutboxMessage, NOW, limit=2)
     assert [r.id for r in claimed_by_a] == [rows[0].id, rows[1].id]
 
     # Worker B must skip them rather than wait (a 2 s lock timeout turns waiting into an error).
@@ -358,7 +365,7 @@ def test_two_workers_never_take_the_same_row_on_postgresql(session):
     try:
         with Session(other, expire_on_commit=False) as session_b:
             sender_b = ScriptedSender()
-            assert run_once(session_b, sender_b, now=NOW) == WorkerReport(sent=1)
+            assert run_once(session_b, sender_b, now=NOW) == Report(sent=1)
             assert sender_b.sent == [("+12125550102", "receipt text")]
     finally:
         session.rollback()

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from helpers import CallActions
 
 from ivr.extensions import db
-from ivr.models import Account, OutboxMessage, Payment, ProcessedEvent
+from ivr.models import Account, Payment, ProcessedEvent
+from ivr.outbox.models import OutboxMessage
 
 SECRET = "whsec_test_secret"
 

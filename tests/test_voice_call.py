@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from helpers import BASE, CallActions
 
 from ivr.extensions import db
-from ivr.models import Account, CallSession, OutboxMessage, Payment
+from ivr.models import Account, CallSession, Payment
+from ivr.outbox.models import OutboxMessage
 
 pytestmark = pytest.mark.usefixtures("stripe_api")
 

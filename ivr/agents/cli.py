@@ -1,6 +1,5 @@
 """``ivr agents``: create and disable agents, read the audit log, send status callbacks."""
 
-import logging
 import time
 
 import click
@@ -8,12 +7,10 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from ..extensions import db
-from ..outbox.commands import agent_callbacks_pass
-from . import audit
+from ..outbox import engine
+from . import audit, callbacks
 from .keys import AgentError, create_agent, rotate_key
 from .models import Agent, AuditEntry
-
-logger = logging.getLogger(__name__)
 
 
 # An AppGroup: each command runs inside the app's context (db.session is bound).
@@ -102,14 +99,10 @@ def show_audit(limit: int) -> None:
 def send_callbacks(once: bool, poll: float) -> None:
     """Send queued transfer status callbacks to agents' systems (``ivr worker`` does it too)."""
     if once:
-        click.echo(f"callbacks: {agent_callbacks_pass()}")
+        click.echo(f"callbacks: {callbacks.run_pass()}")
         return
     try:
-        while True:
-            try:
-                agent_callbacks_pass()
-            except Exception:  # as in ivr worker: a database outage must not end the loop
-                logger.exception("agent status callbacks pass failed")
-            time.sleep(poll)
+        # Nothing here sets a stop event (Ctrl-C ends the loop), so a plain sleep is the pause.
+        engine.run_forever({"callbacks": callbacks.run_pass}, poll_seconds=poll, pause=time.sleep)
     except KeyboardInterrupt:
         pass

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 from ..models import UTCDateTime, utcnow
+from ..outbox.models import OutboxRow
 
 
 class Agent(db.Model):
@@ -123,28 +124,20 @@ class RateCounter(db.Model):
     )
 
 
-class CallbackDelivery(db.Model):
+class CallbackDelivery(OutboxRow, db.Model):
     """One status-callback POST owed to an agent's ``status_callback`` URL (an outbox row).
 
-    A newer change of the same transfer supersedes a still-queued older one.
+    status: queued -> sending -> sent | failed ; queued -> superseded (a newer change of the same
+    transfer replaced it while it waited).
     """
 
     __tablename__ = "agent_callback_deliveries"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     transfer_id: Mapped[str] = mapped_column(sa.ForeignKey("agent_transfers.id"), index=True)
     version: Mapped[int] = mapped_column()
     url: Mapped[str] = mapped_column(sa.String(500))
-    body: Mapped[str] = mapped_column(sa.Text)
-    # queued -> sending -> sent | failed ; queued -> superseded
-    status: Mapped[str] = mapped_column(sa.String(12), default="queued")
-    attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(sa.String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # The engine's claim reads queued rows in next_attempt_at order.
     __table_args__ = (sa.Index("ix_agent_callback_due", "status", "next_attempt_at"),)
 
 

@@ -20,7 +20,8 @@ from payments import ChargeResult, PaymentUnavailable
 
 from ..extensions import db
 from ..masking import mask
-from ..models import Account, OutboxMessage, Payment, utcnow
+from ..models import Account, Payment, utcnow
+from ..outbox.models import OutboxMessage
 from ..phones import can_receive_sms, to_e164
 from ..wording import dollars, short_datetime
 

@@ -15,6 +15,7 @@ can only narrow it.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -141,3 +142,18 @@ def next_allowed(
     if _inside(now_utc, fallback, (start, end)):
         return None
     return _openings(now_utc, fallback, start)[0]
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """The co-op's quiet-hours setting, as the outbox applies it to the texts it holds back."""
+
+    default_tz: str
+    window: Window = DEFAULT_WINDOW
+    state_windows: Mapping[str, Window] | None = None
+
+    def opens(self, e164: str, now_utc: datetime) -> datetime | None:
+        """None if a text may go to ``e164`` now; else when the window opens (see ``next_allowed``)."""
+        return next_allowed(
+            e164, now_utc, default_tz=self.default_tz, window=self.window, state_windows=self.state_windows
+        )

@@ -19,7 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import wording as shared_wording
 from ..extensions import db
-from ..models import Account, OutboxMessage
+from ..models import Account
+from ..outbox.models import OutboxMessage
 from . import clock, tokens, wording
 from .models import Reminder, SmsOptOut
 from .settings import Settings, settings
