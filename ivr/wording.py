@@ -38,13 +38,6 @@ def say(prompt: Prompt, lang: str, org: str) -> tuple[str, str]:
     return language, prompts.text(prompt.key, language, org=org, **spoken_params(prompt.params, language))
 
 
-def dollars(cents: int) -> str:
-    """$1,234.56 (negative amounts as credit are shown with a minus sign)."""
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(cents), 100)
-    return f"{sign}${whole:,}.{rest:02d}"
-
-
 def short_datetime(value: Any, lang: str) -> str:
     """A local date and time for a text message: "Dec 5, 2026 3:07 PM" / "5 dic 2026 15:07"."""
     months = _SHORT_MONTHS[lang].split()

@@ -17,12 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 import prompts
 from payments import ChargeResult, PaymentUnavailable
+from prompts import amounts
 
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, OutboxMessage, Payment, utcnow
 from ..phones import can_receive_sms, to_e164
-from ..wording import dollars, short_datetime
+from ..wording import short_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +177,11 @@ def queue_receipt(payment: Payment) -> None:
         "sms_receipt",
         lang,
         org=current_app.config["ORG_NAME"],
-        amount=dollars(payment.amount_cents),
+        amount=amounts.dollars(payment.amount_cents),
         last4=account.last4,
         when=short_datetime(when, lang),
         confirmation=payment.confirmation_number,
-        balance=dollars(account.balance_cents),
+        balance=amounts.dollars(account.balance_cents),
     )
     to = payment.receipt_to or account.phone
     try:

@@ -13,6 +13,8 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, current_app, request
 
+from prompts import amounts
+
 from ..extensions import db
 from ..masking import mask
 from ..models import Account
@@ -20,7 +22,7 @@ from ..phones import to_e164
 from ..twilio import adapter as twilio_adapter
 from ..twilio.signatures import twilio_signed
 from ..voice.twiml import xml_response
-from ..wording import dollars, short_date
+from ..wording import short_date
 from . import callbacks, optouts, wording
 from .settings import settings
 from .web import wait_text
@@ -121,13 +123,13 @@ def _balance(accounts: list[Account], lang: str, text) -> str:
         return text(
             "balance_one",
             last4=account.last4,
-            amount=dollars(account.balance_cents),
+            amount=amounts.dollars(account.balance_cents),
             due=due(account),
         )
     tails = _suffixes(accounts)
     lines = [
         wording.text(
-            "sms", "balance_line", lang, last4=tail, amount=dollars(a.balance_cents), due=due(a)
+            "sms", "balance_line", lang, last4=tail, amount=amounts.dollars(a.balance_cents), due=due(a)
         )
         for a, tail in list(zip(accounts, tails, strict=True))[:MAX_LISTED]
     ]

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from prompts import amounts
+
 from .. import wording as shared_wording
 from ..extensions import db
 from ..models import Account, OutboxMessage
@@ -117,7 +119,7 @@ def reminder_body(cfg: Settings, bill: Bill, kind: str, token: str) -> str:
         f"reminder_{kind}",
         lang,
         org=cfg.org,
-        amount=shared_wording.dollars(bill.balance_cents),
+        amount=amounts.dollars(bill.balance_cents),
         due=shared_wording.short_date(bill.due_date, lang),
         link=f"{cfg.public_base_url}/r/{token}",
     )

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, make_response, redirect, render_template,
 
 import prompts
 from flows import State
+from prompts import amounts
 
 from ..extensions import db
 from ..masking import mask
@@ -29,7 +30,6 @@ from ..twilio.signatures import twilio_signed
 from ..voice import call_rows as calls
 from ..voice.twiml import xml_response
 from ..voice.webhooks import record_status, start_call
-from ..wording import dollars
 from . import callbacks, clock, tokens, wording
 from .settings import Settings, settings
 
@@ -180,7 +180,7 @@ def _page(
         "org": cfg.org,
         "title": t("title"),
         "account_line": t("account", last4=account.last4),
-        "amount": dollars(account.balance_cents),
+        "amount": amounts.dollars(account.balance_cents),
         "due": wording.long_date(account.due_date, lang) if account.due_date else None,
         "past_due": bool(
             account.due_date and account.due_date < today and account.balance_cents > 0
