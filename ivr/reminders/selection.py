@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from prompts import amounts
+import prompts
+from prompts import amounts, dates
 
-from .. import wording as shared_wording
 from ..extensions import db
 from ..models import Account, OutboxMessage
-from . import clock, tokens, wording
+from . import clock, tokens
 from .models import Reminder, SmsOptOut
 from .settings import Settings, settings
 
@@ -113,14 +113,13 @@ def classify(today: date, *, days_before: int, past_due: bool) -> sa.Select[Any]
 
 def reminder_body(cfg: Settings, bill: Bill, kind: str, token: str) -> str:
     """The text for ``bill`` in the member's language."""
-    lang = wording.language(bill.language)
-    return wording.text(
-        "sms",
-        f"reminder_{kind}",
+    lang = prompts.language(bill.language)
+    return prompts.text(
+        f"sms.reminder_{kind}",
         lang,
         org=cfg.org,
         amount=amounts.dollars(bill.balance_cents),
-        due=shared_wording.short_date(bill.due_date, lang),
+        due=dates.short_date(bill.due_date, lang),
         link=f"{cfg.public_base_url}/r/{token}",
     )
 
