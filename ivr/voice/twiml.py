@@ -6,7 +6,7 @@ import prompts
 from flows import Keys, Pay, Prompt, Turn
 
 from ..twilio import adapter as twilio_adapter
-from ..wording import say
+from .spoken import say
 
 PAY_FIELDS = ("payment-card-number", "expiration-date", "security-code", "postal-code")
 _PAY_PROMPT_KEYS = {
