@@ -23,3 +23,11 @@ def can_receive_sms(e164: str | None) -> bool:
         return False
     number_type = phonenumbers.number_type(phonenumbers.parse(e164))
     return number_type in {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def national(e164: str | None) -> str:
+    """A +1 number as members write it, "(202) 555-0143"; anything else unchanged."""
+    if e164 and e164.startswith("+1") and len(e164) == 12 and e164[1:].isdigit():
+        digits = e164[2:]
+        return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+    return e164 or ""

@@ -17,8 +17,9 @@ from ivr.models import Account
 from ivr.outbox.models import OutboxMessage
 from ivr.outbox.sms import SandboxSmsSender
 from ivr.outbox.texts import run_once
-from ivr.reminders import selection, wording
+from ivr.reminders import selection
 from ivr.reminders.models import Reminder
+from prompts import sms
 
 
 def run(app, **options):
@@ -176,8 +177,8 @@ def test_english_reminder_fits_one_sms_segment(app, make_account, clock, amount)
     make_account(balance_cents=amount, due_date=date(2026, 12, 15))  # two-digit day
     run(app, days_before=14)
     (message,) = outbox(app)
-    assert wording.gsm7_length(message.body) is not None, "not GSM-7: would be sent as UCS-2"
-    assert wording.fits_one_segment(message.body), (len(message.body), message.body)
+    assert sms.gsm7_length(message.body) is not None, "not GSM-7: would be sent as UCS-2"
+    assert sms.fits_one_segment(message.body), (len(message.body), message.body)
 
 
 @pytest.mark.parametrize("past_due", [False, True])
@@ -185,7 +186,7 @@ def test_spanish_reminders_stay_in_the_gsm7_alphabet(app, make_account, clock, p
     make_account(language="es", due_date=date(2026, 11, 20) if past_due else date(2026, 12, 5))
     run(app, past_due=past_due)
     (message,) = outbox(app)
-    assert wording.gsm7_length(message.body) is not None, message.body
+    assert sms.gsm7_length(message.body) is not None, message.body
 
 
 # --- delivery through the worker: quiet hours in the member's own time zone ----------------------

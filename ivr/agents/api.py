@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 
+from prompts.amounts import decimal
+
 from ..billing.accounts_csv import normalise_account_number
-from ..billing.payments_csv import dollars
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, CallSession, utcnow
@@ -174,14 +175,14 @@ def lookup_account(caller: Caller):
         account=mask(account.account_number),
         name=account.name,
         phone=mask(account.phone),
-        balance=dollars(account.balance_cents),
+        balance=decimal(account.balance_cents),
         balance_cents=account.balance_cents,
-        past_due=dollars(account.past_due_cents),
+        past_due=decimal(account.past_due_cents),
         due_date=account.due_date.isoformat() if account.due_date else None,
         status=account.status,
         language=account.language,
         payable=account.status == "active" and account.balance_cents > 0,
-        max_amount=dollars(max(limit, 0)),
+        max_amount=decimal(max(limit, 0)),
     )
 
 

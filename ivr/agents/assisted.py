@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from ..billing.payments_csv import dollars
+from prompts.amounts import decimal
+
 from ..extensions import db
 from ..masking import mask, mask_numbers
 from ..models import Account, CallSession, Payment, utcnow
@@ -83,7 +84,7 @@ def representation(row: AssistedPayment) -> dict[str, Any]:
         "reason": row.reason,
         "call_sid": row.call_sid,
         "account": mask(account.account_number) if account else None,
-        "amount": dollars(row.amount_cents),
+        "amount": decimal(row.amount_cents),
         "amount_cents": row.amount_cents,
         "agent": agent.name if agent else None,
         "confirmation_number": None,
@@ -181,7 +182,7 @@ def start(agent: Agent, req: PayRequest) -> AssistedPayment:
         account_number=account.account_number,
         call_sid=req.call_sid,
         subject=row.id,
-        detail=f"amount {dollars(amount)}",
+        detail=f"amount {decimal(amount)}",
     )
     db.session.commit()
     row_id = row.id

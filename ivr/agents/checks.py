@@ -6,7 +6,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from ..billing.payments_csv import dollars
+from prompts.amounts import decimal
+
 from ..extensions import db
 from ..masking import mask
 from ..models import Account
@@ -65,16 +66,16 @@ def payable_amount(account: Account, amount_cents: int | None) -> int:
         raise Problem(
             422,
             "invalid_amount",
-            f"The amount is above the balance of ${dollars(limit)}.",
-            errors={"amount": f"must be at most {dollars(limit)}"},
+            f"The amount is above the balance of ${decimal(limit)}.",
+            errors={"amount": f"must be at most {decimal(limit)}"},
         )
     minimum = int(cfg.get("MIN_PAYMENT_CENTS") or 0)
     if amount < minimum:
         raise Problem(
             422,
             "invalid_amount",
-            f"The amount must be at least ${dollars(minimum)}.",
-            errors={"amount": f"must be at least {dollars(minimum)}"},
+            f"The amount must be at least ${decimal(minimum)}.",
+            errors={"amount": f"must be at least {decimal(minimum)}"},
         )
     return amount
 

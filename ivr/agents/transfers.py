@@ -7,7 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..billing.payments_csv import dollars
+from prompts.amounts import decimal
+
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, Payment, utcnow
@@ -47,7 +48,7 @@ def representation(transfer: Transfer) -> dict[str, Any]:
         "reason": transfer.reason,
         "call_sid": transfer.call_sid,
         "account": mask(account.account_number) if account else None,
-        "amount": dollars(transfer.amount_cents),
+        "amount": decimal(transfer.amount_cents),
         "amount_cents": transfer.amount_cents,
         "agent": agent.name if agent else None,
         "return_to": mask(transfer.return_to) if transfer.return_to else None,
@@ -64,7 +65,7 @@ def representation(transfer: Transfer) -> dict[str, Any]:
         if payment is not None:
             out.update(
                 confirmation_number=payment.confirmation_number,
-                amount=dollars(payment.amount_cents),
+                amount=decimal(payment.amount_cents),
                 amount_cents=payment.amount_cents,
                 card_brand=payment.card_brand,
                 card_last4=payment.card_last4,
@@ -184,7 +185,7 @@ def start(agent: Agent, req: PayRequest) -> Transfer:
         account_number=account.account_number,
         call_sid=req.call_sid,
         subject=transfer.id,
-        detail=f"amount {dollars(amount)}",
+        detail=f"amount {decimal(amount)}",
     )
     # Committed before the redirect: Twilio may fetch our TwiML before its API call returns.
     db.session.commit()

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from prompts.amounts import decimal
+
 from ..models import Account, Payment
 
 COLUMNS = (
@@ -72,7 +74,7 @@ def export_payments(
             (
                 row.confirmation_number or "",
                 row.account_number,
-                dollars(row.amount_cents),
+                decimal(row.amount_cents),
                 (row.currency or "usd").upper(),
                 _utc_iso(row.paid_at or row.created_at),
                 row.channel,
@@ -80,7 +82,7 @@ def export_payments(
                 row.card_last4 or "",
                 row.stripe_payment_intent or "",
                 row.status,
-                dollars(row.refunded_cents or 0),
+                decimal(row.refunded_cents or 0),
             )
         )
         count += 1
@@ -94,13 +96,6 @@ def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(), zone).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
     return start, end
-
-
-def dollars(cents: int) -> str:
-    """Format cents as ``D.CC`` (``123456`` -> ``"1234.56"``)."""
-    sign = "-" if cents < 0 else ""
-    whole, fraction = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{fraction:02d}"
 
 
 def _utc_iso(moment: datetime) -> str:

@@ -17,13 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 import prompts
 from payments import ChargeResult, PaymentUnavailable
+from prompts import amounts, dates
 
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, Payment, utcnow
 from ..outbox.models import OutboxMessage
 from ..phones import can_receive_sms, to_e164
-from ..wording import dollars, short_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -170,18 +170,18 @@ def member_zone(e164: str | None) -> ZoneInfo:
 def queue_receipt(payment: Payment) -> None:
     """Queue the SMS receipt in this transaction; the unique key stops a second one."""
     account = payment.account
-    lang = payment.language if payment.language in ("en", "es") else "en"
+    lang = prompts.language(payment.language)
     assert payment.paid_at is not None
     when = payment.paid_at.astimezone(member_zone(account.phone))
     body = prompts.text(
-        "sms_receipt",
+        "sms.receipt",
         lang,
         org=current_app.config["ORG_NAME"],
-        amount=dollars(payment.amount_cents),
+        amount=amounts.dollars(payment.amount_cents),
         last4=account.last4,
-        when=short_datetime(when, lang),
+        when=dates.short_datetime(when, lang),
         confirmation=payment.confirmation_number,
-        balance=dollars(account.balance_cents),
+        balance=amounts.dollars(account.balance_cents),
     )
     to = payment.receipt_to or account.phone
     try:

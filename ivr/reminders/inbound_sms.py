@@ -13,15 +13,17 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, current_app, request
 
+import prompts
+from prompts import amounts, dates
+
 from ..extensions import db
 from ..masking import mask
 from ..models import Account
-from ..phones import to_e164
+from ..phones import national, to_e164
 from ..twilio import adapter as twilio_adapter
 from ..twilio.signatures import twilio_signed
 from ..voice.twiml import xml_response
-from ..wording import dollars, short_date
-from . import callbacks, optouts, wording
+from . import callbacks, optouts
 from .settings import settings
 from .web import wait_text
 
@@ -76,13 +78,11 @@ def incoming_sms():
     keyword = words[0].upper().strip(".!?¡¿,") if words else ""
     accounts = _accounts(phone)
     forced = {**HELP, **PAY, **BALANCE}.get(keyword)
-    lang = wording.language(forced or (accounts[0].language if accounts else "en"))
+    lang = prompts.language(forced or (accounts[0].language if accounts else "en"))
     cfg = settings()
 
     def text(key: str, **params) -> str:
-        return wording.text(
-            "sms", key, lang, org=cfg.org, phone=wording.national(cfg.office_phone), **params
-        )
+        return prompts.text(f"sms.{key}", lang, org=cfg.org, phone=national(cfg.office_phone), **params)
 
     # As with Twilio, only the keyword alone opts out or in ("stop by later" does not).
     if len(words) == 1 and (keyword in OPT_OUT or keyword in OPT_IN):
@@ -114,21 +114,19 @@ def _balance(accounts: list[Account], lang: str, text) -> str:
     def due(account: Account) -> str:
         if account.due_date is None or account.balance_cents <= 0:
             return ""
-        return wording.text("sms", "balance_due", lang, due=short_date(account.due_date, lang))
+        return prompts.text("sms.balance_due", lang, due=dates.short_date(account.due_date, lang))
 
     if len(accounts) == 1:
         (account,) = accounts
         return text(
             "balance_one",
             last4=account.last4,
-            amount=dollars(account.balance_cents),
+            amount=amounts.dollars(account.balance_cents),
             due=due(account),
         )
     tails = _suffixes(accounts)
     lines = [
-        wording.text(
-            "sms", "balance_line", lang, last4=tail, amount=dollars(a.balance_cents), due=due(a)
-        )
+        prompts.text("sms.balance_line", lang, last4=tail, amount=amounts.dollars(a.balance_cents), due=due(a))
         for a, tail in list(zip(accounts, tails, strict=True))[:MAX_LISTED]
     ]
     return text("balance_many", lines="; ".join(lines))
@@ -148,8 +146,8 @@ def _pay(accounts: list[Account], rest: list[str], lang: str, text):
         chosen = payable[0] if len(payable) == 1 else None
     if chosen is None:
         listed = accounts[:MAX_LISTED]
-        choices = wording.text("sms", "pay_choice_separator", lang).join(
-            wording.text("sms", "pay_choice", lang, last4=tail) for tail in _suffixes(listed)
+        choices = prompts.text("sms.pay_choice_separator", lang).join(
+            prompts.text("sms.pay_choice", lang, last4=tail) for tail in _suffixes(listed)
         )
         return _reply(text("pay_which", choices=choices))
 

@@ -17,11 +17,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .. import wording as shared_wording
+import prompts
+from prompts import amounts, dates
+
 from ..extensions import db
 from ..models import Account
 from ..outbox.models import OutboxMessage
-from . import clock, tokens, wording
+from . import clock, tokens
 from .models import Reminder, SmsOptOut
 from .settings import Settings, settings
 
@@ -112,14 +114,13 @@ def classify(today: date, *, days_before: int, past_due: bool) -> sa.Select[Any]
 
 def reminder_body(cfg: Settings, bill: Bill, kind: str, token: str) -> str:
     """The text for ``bill`` in the member's language."""
-    lang = wording.language(bill.language)
-    return wording.text(
-        "sms",
-        f"reminder_{kind}",
+    lang = prompts.language(bill.language)
+    return prompts.text(
+        f"sms.reminder_{kind}",
         lang,
         org=cfg.org,
-        amount=shared_wording.dollars(bill.balance_cents),
-        due=shared_wording.short_date(bill.due_date, lang),
+        amount=amounts.dollars(bill.balance_cents),
+        due=dates.short_date(bill.due_date, lang),
         link=f"{cfg.public_base_url}/r/{token}",
     )
 

@@ -18,19 +18,18 @@ from flask import Blueprint, Response, make_response, redirect, render_template,
 
 import prompts
 from flows import ENTRY_POINTS, Entry
+from prompts import amounts, dates
 
 from ..extensions import db
 from ..masking import mask
 from ..models import Account
 from ..outbox.quiet_hours import local_zones
-from ..phones import to_e164
-from ..twilio import adapter as twilio_adapter
+from ..phones import national, to_e164
 from ..twilio.signatures import twilio_signed
 from ..voice import call_rows as calls
-from ..voice.twiml import xml_response
+from ..voice.twiml import say_and_hang_up, xml_response
 from ..voice.webhooks import record_status, start_call
-from ..wording import dollars
-from . import callbacks, clock, tokens, wording
+from . import callbacks, clock, tokens
 from .settings import Settings, settings
 
 logger = logging.getLogger(__name__)
@@ -99,18 +98,14 @@ def _secure_headers(response: Response) -> Response:
 
 
 def _problem_page(problem: LinkProblem, cfg: Settings) -> Response:
-    langs = [problem.lang] if problem.lang else list(wording.LANGUAGES)
+    langs = [prompts.language(problem.lang)] if problem.lang else list(prompts.LANGUAGES)
     hours = int(cfg.link_lifetime.total_seconds() // 3600)
     blocks = [
         {
             "lang": lang,
-            "title": wording.text("page", f"{problem.kind}_title", lang),
-            "body": wording.text(
-                "page",
-                f"{problem.kind}_body",
-                lang,
-                hours=hours,
-                pay_line=wording.national(cfg.pay_line),
+            "title": prompts.text(f"page.{problem.kind}_title", lang),
+            "body": prompts.text(
+                f"page.{problem.kind}_body", lang, hours=hours, pay_line=national(cfg.pay_line)
             ),
         }
         for lang in langs
@@ -133,14 +128,14 @@ def _wait_text(
     seconds = (wait.until - now).total_seconds()
     if wait.reason == "gap" and seconds <= 3600:
         key = "wait_minutes" if section == "page" else "pay_wait_minutes"
-        return wording.text(
-            section, key, lang, minutes=max(1, math.ceil(seconds / 60)), org=cfg.org
+        return prompts.text(
+            f"{section}.{key}", lang, minutes=max(1, math.ceil(seconds / 60)), org=cfg.org
         )
     zone = local_zones(account.phone, cfg.org_timezone)[0]
     local = wait.until.astimezone(zone)
-    when = wording.moment(local, lang, now.astimezone(zone).date())
+    when = dates.moment(local, lang, now.astimezone(zone).date())
     key = "wait_until" if section == "page" else "pay_wait_until"
-    return wording.text(section, key, lang, when=when, org=cfg.org)
+    return prompts.text(f"{section}.{key}", lang, when=when, org=cfg.org)
 
 
 def wait_text(
@@ -159,7 +154,7 @@ def _page(
     status: int = 200,
     notice: str | None = None,
 ) -> Response:
-    lang = wording.language(account.language)
+    lang = prompts.language(account.language)
     payable = account.status == "active" and account.balance_cents > 0
     latest = callbacks.latest(account.id, now)
     shown = callbacks.shown_status(latest, now)
@@ -168,7 +163,7 @@ def _page(
     phone_last4 = account.phone[-4:]
 
     def t(key: str, **params: Any) -> str:
-        return wording.text("page", key, lang, org=cfg.org, **params)
+        return prompts.text(f"page.{key}", lang, org=cfg.org, **params)
 
     status_line = None
     if shown is not None:
@@ -180,8 +175,8 @@ def _page(
         "org": cfg.org,
         "title": t("title"),
         "account_line": t("account", last4=account.last4),
-        "amount": dollars(account.balance_cents),
-        "due": wording.long_date(account.due_date, lang) if account.due_date else None,
+        "amount": amounts.dollars(account.balance_cents),
+        "due": dates.long_date(account.due_date, lang) if account.due_date else None,
         "past_due": bool(
             account.due_date and account.due_date < today and account.balance_cents > 0
         ),
@@ -194,8 +189,8 @@ def _page(
         "refresh": REFRESH_SECONDS if shown in ("calling", "answered") else None,
         "notice": notice,
         "phone_last4": phone_last4,
-        "pay_line": wording.national(cfg.pay_line),
-        "office_phone": wording.national(cfg.office_phone),
+        "pay_line": national(cfg.pay_line),
+        "office_phone": national(cfg.office_phone),
         "csrf": _csrf_value(cfg, nonce, token),
         "action": f"/r/{token}",
     }
@@ -238,14 +233,14 @@ def call_me_now(token: str):
         account = resolve(token, cfg, now)
     except LinkProblem as problem:
         return _problem_page(problem, cfg)
-    lang = wording.language(account.language)
+    lang = prompts.language(account.language)
     if not _csrf_ok(cfg, token):
         logger.warning(
             "reminder page: POST without a valid CSRF value for account %s",
             mask(account.account_number),
         )
         return _page(
-            token, account, cfg, now, status=400, notice=wording.text("page", "form_expired", lang)
+            token, account, cfg, now, status=400, notice=prompts.text("page.form_expired", lang)
         )
     if account.status != "active" or account.balance_cents <= 0:
         return _secure_headers(redirect(f"/r/{token}", 303))
@@ -259,19 +254,6 @@ def call_me_now(token: str):
 
 
 # --- the callback's voice webhooks ------------------------------------------------------------
-
-
-def _spoken(key: str, lang: str) -> str:
-    """A short TwiML goodbye from our own words (voicemail, or a call that cannot continue)."""
-    settings_ = prompts.voice(lang)
-    response = twilio_adapter.voice_response()
-    response.say(
-        wording.text("voice", key, lang, org=settings().org),
-        voice=settings_["voice"],
-        language=settings_["language"],
-    )
-    response.hangup()
-    return str(response)
 
 
 @bp.post("/twilio/voice/callback")
@@ -293,8 +275,8 @@ def callback_answered():
             call_sid,
         )
         db.session.commit()
-        return xml_response(_spoken("not_available", "en"))
-    lang = wording.language(callback.language)
+        return xml_response(say_and_hang_up("callback_not_available", "en"))
+    lang = prompts.language(callback.language)
     existing = calls.lock(call_sid)
     if existing is not None and existing.last_twiml:  # Twilio asked twice: same answer
         db.session.commit()
@@ -304,11 +286,11 @@ def callback_answered():
             "callback %s reached %s, not a person: hanging up", callback.id, form.get("AnsweredBy")
         )
         db.session.commit()
-        return xml_response(_spoken("voicemail", lang))
+        return xml_response(say_and_hang_up("callback_voicemail", lang))
     account = db.session.get(Account, callback.account_id)
     if account is None or account.phone != callback.to_number:
         db.session.commit()
-        return xml_response(_spoken("not_available", lang))
+        return xml_response(say_and_hang_up("callback_not_available", lang))
     # On our outbound call the member is "To"; the call's from_number is the member's side, so
     # the receipt and everything else keyed on the caller goes to them, not to our own number.
     call = calls.enter_identified(

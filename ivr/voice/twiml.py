@@ -6,7 +6,7 @@ import prompts
 from flows import Keys, Pay, Prompt, Turn
 
 from ..twilio import adapter as twilio_adapter
-from ..wording import say
+from .spoken import say
 
 PAY_FIELDS = ("payment-card-number", "expiration-date", "security-code", "postal-code")
 _PAY_PROMPT_KEYS = {
@@ -109,11 +109,16 @@ def _add_pay(response, lang: str, seq: int, description: str) -> None:
     processing.say(prompts.text("pay_processing", lang), voice=settings["voice"], language=settings["language"])
 
 
-def apology(lang: str = "en") -> str:
-    """What Twilio hears when something broke: an apology and a hang-up, never an HTML error page."""
+def say_and_hang_up(key: str, lang: str) -> str:
+    """One prompt of the catalogue (``{org}`` its only placeholder), then a hang-up."""
     response = twilio_adapter.voice_response()
     settings = prompts.voice(lang)
     org = current_app.config["ORG_NAME"]
-    response.say(prompts.text("system_error", lang, org=org), voice=settings["voice"], language=settings["language"])
+    response.say(prompts.text(key, lang, org=org), voice=settings["voice"], language=settings["language"])
     response.hangup()
     return str(response)
+
+
+def apology(lang: str = "en") -> str:
+    """What Twilio hears when something broke: an apology and a hang-up, never an HTML error page."""
+    return say_and_hang_up("system_error", lang)
