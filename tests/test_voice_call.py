@@ -117,13 +117,17 @@ def test_partial_amount_keyed_with_star_is_read_back_and_charged(app, client, ma
     assert "Your balance is seventy-three dollars and twenty cents" in second.said()
 
 
+OUT_OF_RANGE = ("The amount must be at least one dollar and no more than one hundred twenty-three dollars "
+                "and forty-five cents.")
+
+
 @pytest.mark.parametrize(
     ("keyed", "explanation"),
     [
         ("1*234", "Sorry, I didn't get that amount."),
         ("12#3", "Sorry, I didn't get that amount."),
-        ("200", "The amount must be at least one dollar and no more than one hundred twenty-three dollars and forty-five cents."),
-        ("0*50", "The amount must be at least one dollar and no more than one hundred twenty-three dollars and forty-five cents."),
+        ("200", OUT_OF_RANGE),
+        ("0*50", OUT_OF_RANGE),
     ],
 )
 def test_amount_outside_the_rules_is_explained_and_asked_again(client, make_account, keyed, explanation):
