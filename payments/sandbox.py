@@ -9,8 +9,8 @@ import logging
 from collections.abc import Mapping
 
 from .gateway import ChargeResult, GatewayEvent, PaymentUnavailable
+from .sandbox_cards import BY_PAYMENT_METHOD
 from .stripe_gateway import verify_event
-from .test_cards import BY_PAYMENT_METHOD
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ UNAVAILABLE_TOKEN = "pm_sandbox_unavailable"
 
 
 class SandboxGateway:
-    """Answer like Stripe's test mode for the test cards in ``payments.test_cards``."""
+    """Answer like Stripe's test mode for the test cards in ``payments.sandbox_cards``."""
 
     def __init__(self, *, webhook_secret: str) -> None:
         self._webhook_secret = webhook_secret
