@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from .gateway import ChargeResult, GatewayEvent, PaymentUnavailable
 from .sandbox_cards import BY_PAYMENT_METHOD
-from .stripe_gateway import verify_event
+from .webhook_signature import verify_event
 
 logger = logging.getLogger(__name__)
 

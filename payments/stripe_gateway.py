@@ -5,19 +5,18 @@ knowing whether Stripe can serve us (network, 5xx, auth, rate limit) raises Paym
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import stripe
 from stripe.params import PaymentIntentCreateParams
 
-from .gateway import ChargeResult, GatewayEvent, InvalidWebhook, PaymentUnavailable
+from .gateway import ChargeResult, GatewayEvent, PaymentUnavailable
+from .webhook_signature import verify_event
 
 logger = logging.getLogger(__name__)
 # The SDK logs request and response bodies at INFO/DEBUG: card tokens, metadata with account numbers.
 logging.getLogger("stripe").setLevel(logging.WARNING)
-
-WEBHOOK_TOLERANCE_SECONDS = 300
 
 # InvalidRequestError codes meaning "this card or token can't be used": the caller may try another.
 _PAYMENT_METHOD_CODES = frozenset(
@@ -99,7 +98,7 @@ class StripeGateway:
 
         :raises InvalidWebhook: missing, stale or wrong signature, or a payload that is no event.
         """
-        return _verified(self._client.construct_event, payload, signature, self._webhook_secret)
+        return verify_event(payload, signature, self._webhook_secret)
 
     def _payment_method_for(self, token: str, idempotency_key: str) -> str:
         if not token.startswith("tok_"):
@@ -144,34 +143,6 @@ class StripeGateway:
             # Stripe rejects this flag on accounts without MOTO enabled, so it is opt-in.
             params["payment_method_options"] = {"card": {"moto": True}}
         return params
-
-
-def verify_event(payload: bytes, signature: str, secret: str) -> GatewayEvent:
-    """Verify a ``Stripe-Signature`` header against ``secret`` and return the event.
-
-    :raises InvalidWebhook: missing, stale or wrong signature, or a payload that is not an event.
-    """
-    return _verified(stripe.Webhook.construct_event, payload, signature, secret)
-
-
-def _verified(
-    construct: Callable[..., Any], payload: bytes, signature: str, secret: str
-) -> GatewayEvent:
-    try:
-        event = construct(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
-        values = event.to_dict()
-    except Exception as error:  # signature, JSON, encoding or shape: all mean "not a Stripe event"
-        raise InvalidWebhook(f"invalid Stripe webhook: {type(error).__name__}") from error
-    data = values.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    event_id, event_type = values.get("id"), values.get("type")
-    if (
-        not isinstance(event_id, str)
-        or not isinstance(event_type, str)
-        or not isinstance(obj, dict)
-    ):
-        raise InvalidWebhook("payload is not a Stripe event")
-    return GatewayEvent(id=event_id, type=event_type, object=obj)
 
 
 def _result_of_intent(intent: Mapping[str, Any]) -> ChargeResult:
