@@ -3,7 +3,7 @@
 The caller keys each field while Twilio masks the tones; we only ever see Twilio's masked status
 callbacks and keep progress (entering / entered / error, a digit count, the card's last four).
 When the session completes, Twilio's Stripe connector returns a PaymentMethod token, charged
-exactly as the IVR charges one: ``ledger.open_attempt`` (committed) -> gateway -> ``ledger.settle``.
+through the same charge step as the IVR's (``money.charge.charge_token``).
 """
 
 import copy
@@ -21,7 +21,7 @@ from ..billing.payments_csv import dollars
 from ..extensions import db
 from ..masking import mask, mask_numbers
 from ..models import Account, CallSession, Payment, utcnow
-from ..money import ledger
+from ..money import charge
 from ..twilio.adapter import TwilioApiError
 from ..twilio.client import twilio_rest
 from ..voice.twiml import url
@@ -495,52 +495,42 @@ def _finish(row: AssistedPayment, form: Mapping[str, str]) -> None:
 
 
 def _charge(row: AssistedPayment, form: Mapping[str, str]) -> None:
-    """Charge the token as the IVR does: attempt on record first, then Stripe, then settle once."""
+    """Charge the token through the one charge step the IVR uses, then record the session's outcome."""
     row_id = row.id
     account = db.session.get(Account, row.account_id)
     agent = db.session.get(Agent, row.agent_id)
     assert account is not None and agent is not None
     session = db.session.scalar(sa.select(CallSession).where(CallSession.call_sid == row.call_sid))
-    payment = ledger.open_attempt(
-        attempt_key=f"agent:{row_id}",
-        account=account,
-        amount_cents=row.amount_cents,
-        call_sid=row.call_sid,
+
+    def mark_processing(payment: Payment) -> None:
+        # In the attempt's commit: a redelivered result then finds the session already charging.
+        _touch(row, status="processing", payment_id=payment.id, field=None)
+
+    charged = charge.charge_token(
+        account,
+        row.amount_cents,
+        f"agent:{row_id}",
+        form["PaymentToken"],
         channel="agent",
+        call_sid=row.call_sid,
         language=account.language,
         caller=session.from_number if session else None,
-    )
-    payment_id = payment.id
-    _touch(row, status="processing", payment_id=payment_id, field=None)
-    metadata = {
-        "payment_id": str(payment_id),
-        "account_number": account.account_number,
-        "call_sid": row.call_sid,
-        "channel": "agent",
-        "agent": agent.name,
-    }
-    description = f"{current_app.config['ORG_NAME']} account ending {account.last4}"
-    db.session.commit()  # the attempt is on record before any money moves
-
-    settled = ledger.charge(
-        payment_id, token=form["PaymentToken"], metadata=metadata, description=description,
         customer=form.get("ProfileId") or None,
+        extra_metadata={"agent": agent.name},
+        before_commit=mark_processing,
     )
-    if settled is None:  # the processor could not be reached
+    row = lock(row_id)
+    assert row is not None
+    if charged.status == charge.UNAVAILABLE:
         logger.warning("assisted payment %s: payment processor unavailable", row_id)
-        row = lock(row_id)
-        assert row is not None
         _touch(row, status="failed", reason="processor_unavailable")
+    elif charged.status == charge.APPROVED:
+        _touch(row, status="approved", reason=None)
     else:
-        row = lock(row_id)
-        assert row is not None
-        if settled.status == "succeeded":
-            _touch(row, status="approved", reason=None)
-        else:
-            _touch(row, status="declined", reason=settled.decline_code or "card_declined")
+        _touch(row, status="declined", reason=charged.decline_code or "card_declined")
     detail = row.reason
-    if settled is not None and row.status == "approved":
-        detail = f"payment {payment_id} confirmation {settled.confirmation_number}"
+    if charged.payment is not None and row.status == "approved":
+        detail = f"payment {charged.payment_id} confirmation {charged.payment.confirmation_number}"
     audit.record(
         agent,
         "assisted.outcome",
