@@ -25,7 +25,7 @@ from ..money import charge
 from ..twilio.adapter import TwilioApiError
 from ..twilio.client import twilio_rest
 from ..voice.twiml import url
-from . import audit, transfers
+from . import audit, statuses, transfers
 from .checks import (
     Problem,
     new_id,
@@ -43,9 +43,6 @@ FIELD_PARAMS = {
     "security-code": "SecurityCode",
     "postal-code": "PaymentCardPostalCode",
 }
-ACTIVE = transfers.ASSISTED_ACTIVE
-FINAL = ("approved", "declined", "cancelled", "caller_hung_up", "failed")
-CAPTURABLE = ("ready", "capturing")
 
 
 def _callback_url(assisted_id: str) -> str:
@@ -141,11 +138,20 @@ def follow_payment(row: AssistedPayment) -> AssistedPayment:
     return row
 
 
-def _touch(row: AssistedPayment, **values: Any) -> None:
+def _touch(row: AssistedPayment, **values: Any) -> bool:
+    """Write ``values`` as a new version, unless their status is a move ``statuses.ASSISTED`` does not declare.
+
+    A refused move is logged and changes nothing: it can only come from two deliveries racing.
+    """
+    status = values.get("status", row.status)
+    if not statuses.ASSISTED.allows(row.status, status):
+        logger.warning("assisted payment %s: status %s -> %s refused", row.id, row.status, status)
+        return False
     for name, value in values.items():
         setattr(row, name, value)
     row.version += 1
     row.updated_at = utcnow()
+    return True
 
 
 def _account_number(row: AssistedPayment) -> str | None:
@@ -269,7 +275,7 @@ def capture(agent: Agent, assisted_id: str, field: str) -> AssistedPayment:
             errors={"field": "unknown"},
         )
     row = _for_action(assisted_id)
-    if row.status not in CAPTURABLE:
+    if row.status not in statuses.ASSISTED_CAPTURABLE:
         raise Problem(
             409,
             "not_capturing",
@@ -314,7 +320,7 @@ def capture(agent: Agent, assisted_id: str, field: str) -> AssistedPayment:
 def complete(agent: Agent, assisted_id: str) -> AssistedPayment:
     """Hand the captured card to the connector; the token comes back in a status callback."""
     row = _for_action(assisted_id)
-    if row.status not in CAPTURABLE:
+    if row.status not in statuses.ASSISTED_CAPTURABLE:
         raise Problem(409, "not_capturing", f"This payment is {row.status}.")
     missing = needed(row)
     if missing:
@@ -324,7 +330,7 @@ def complete(agent: Agent, assisted_id: str) -> AssistedPayment:
     _update(agent, row, "complete", status="complete")
     row = lock(assisted_id)
     assert row is not None
-    if row.status in CAPTURABLE:
+    if row.status in statuses.ASSISTED_CAPTURABLE:
         _touch(row, status="processing", field=None)
     audit.record(
         agent,
@@ -341,13 +347,13 @@ def complete(agent: Agent, assisted_id: str) -> AssistedPayment:
 def cancel(agent: Agent, assisted_id: str) -> AssistedPayment:
     """End the session without charging; a new one can be started."""
     row = _for_action(assisted_id)
-    if row.status not in ("starting", "ready", "capturing"):
+    if row.status not in statuses.ASSISTED_CANCELLABLE:
         raise Problem(409, "not_cancellable", f"This payment is {row.status}.")
     if row.payment_sid:
         _update(agent, row, "cancel", status="cancel")
         row = lock(assisted_id)
         assert row is not None
-    if row.status not in FINAL:
+    if row.status not in statuses.ASSISTED_FINAL:
         _touch(row, status="cancelled", field=None, reason="cancelled by the agent")
     audit.record(
         agent,
@@ -421,7 +427,7 @@ def handle_callback(assisted_id: str, form: Mapping[str, str]) -> None:
         row.payment_sid = form["Sid"]
     if form.get("Result"):
         _finish(row, form)
-    elif row.status in CAPTURABLE:
+    elif row.status in statuses.ASSISTED_CAPTURABLE:
         _progress(row, form)
     db.session.commit()
 
@@ -465,7 +471,7 @@ def _progress(row: AssistedPayment, form: Mapping[str, str]) -> None:
 
 
 def _finish(row: AssistedPayment, form: Mapping[str, str]) -> None:
-    if row.status in FINAL or row.payment_id is not None:
+    if row.status in statuses.ASSISTED_FINAL or row.payment_id is not None:
         return  # cancelled by the agent, or another delivery of this result is charging
     result = form["Result"]
     agent = db.session.get(Agent, row.agent_id)
