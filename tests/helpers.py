@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 from lxml import etree
 
 from ivr.twilio.adapter import compute_signature
-from payments.test_cards import BY_PAYMENT_METHOD
+from payments.sandbox_cards import BY_PAYMENT_METHOD
 
 BASE = "https://ivr.example.coop"
 TOKEN = "test-auth-token"

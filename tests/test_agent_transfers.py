@@ -578,13 +578,18 @@ def test_status_callback_cannot_point_into_the_coops_network(
         assert fake_twilio.updates == []
 
 
-@pytest.mark.parametrize("amount", ["123.45", 123.45, 50, "1", "7.5"])
-def test_amounts_within_the_rules_are_accepted(client, make_account, key, fake_twilio, amount):
+@pytest.mark.parametrize(
+    ("amount", "cents"), [("123.45", 12345), (123.45, 12345), (50, 5000), ("1", 100), ("7.5", 750)]
+)
+def test_amounts_within_the_rules_are_accepted(app, client, make_account, key, fake_twilio, amount, cents):
     make_account()
     response = transfer(
         client, key, call_sid=fake_twilio.add_call(), account_number="12345001", amount=amount
     )
     assert response.status_code == 201, response.get_json()
+    assert response.get_json()["amount_cents"] == cents
+    with app.app_context():
+        assert db.session.get(Transfer, response.get_json()["id"]).amount_cents == cents
 
 
 def test_body_that_is_not_json_is_422(client, key):

@@ -1,4 +1,7 @@
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import stripe
@@ -7,6 +10,7 @@ from payments import InvalidWebhook, PaymentUnavailable, build_gateway
 from payments.sandbox import SandboxGateway
 
 WEBHOOK_SECRET = "whsec_sandbox_test"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def charge(gw, token, key="payment-1:attempt-1"):
@@ -124,3 +128,28 @@ def test_sandbox_parse_event_rejects_wrong_secret(sandbox):
 
     with pytest.raises(InvalidWebhook):
         sandbox.parse_event(EVENT.encode(), header)
+
+
+def test_sandbox_accepts_any_listed_signature_while_the_secret_is_rolled(sandbox):
+    # During a secret roll Stripe signs with the old and the new secret in one header.
+    old = stripe.WebhookSignature.generate_signature_header(EVENT, "whsec_old_secret")
+    new = stripe.WebhookSignature.generate_signature_header(EVENT, WEBHOOK_SECRET)
+    header = old + "," + new.split(",", 1)[1]
+
+    assert sandbox.parse_event(EVENT.encode(), header).id == "evt_1NG8Du2eZvKYlo2CUI79vXWy"
+
+
+def test_sandbox_does_not_load_the_stripe_sdk():
+    # A fresh interpreter: this test process has imported stripe already.
+    script = (
+        "import sys\n"
+        "from payments import build_gateway\n"
+        "import payments.sandbox\n"
+        "build_gateway('sandbox', secret_key=None, webhook_secret='whsec_x')\n"
+        "print(sorted(m for m in sys.modules if m == 'stripe' or m.startswith('stripe.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+
+    assert out.stdout.strip() == "[]"

@@ -3,7 +3,7 @@
 The caller keys each field while Twilio masks the tones; we only ever see Twilio's masked status
 callbacks and keep progress (entering / entered / error, a digit count, the card's last four).
 When the session completes, Twilio's Stripe connector returns a PaymentMethod token, charged
-exactly as the IVR charges one: ``ledger.open_attempt`` (committed) -> gateway -> ``ledger.settle``.
+through the same charge step as the IVR's (``money.charge.charge_token``).
 """
 
 import copy
@@ -22,11 +22,11 @@ from prompts.amounts import decimal
 from ..extensions import db
 from ..masking import mask, mask_numbers
 from ..models import Account, CallSession, Payment, utcnow
-from ..money import ledger
+from ..money import charge
 from ..twilio.adapter import TwilioApiError
 from ..twilio.client import twilio_rest
 from ..voice.twiml import url
-from . import audit, transfers
+from . import audit, statuses, transfers
 from .checks import (
     Problem,
     new_id,
@@ -44,9 +44,6 @@ FIELD_PARAMS = {
     "security-code": "SecurityCode",
     "postal-code": "PaymentCardPostalCode",
 }
-ACTIVE = transfers.ASSISTED_ACTIVE
-FINAL = ("approved", "declined", "cancelled", "caller_hung_up", "failed")
-CAPTURABLE = ("ready", "capturing")
 
 
 def _callback_url(assisted_id: str) -> str:
@@ -142,11 +139,20 @@ def follow_payment(row: AssistedPayment) -> AssistedPayment:
     return row
 
 
-def _touch(row: AssistedPayment, **values: Any) -> None:
+def _touch(row: AssistedPayment, **values: Any) -> bool:
+    """Write ``values`` as a new version, unless their status is a move ``statuses.ASSISTED`` does not declare.
+
+    A refused move is logged and changes nothing: it can only come from two deliveries racing.
+    """
+    status = values.get("status", row.status)
+    if not statuses.ASSISTED.allows(row.status, status):
+        logger.warning("assisted payment %s: status %s -> %s refused", row.id, row.status, status)
+        return False
     for name, value in values.items():
         setattr(row, name, value)
     row.version += 1
     row.updated_at = utcnow()
+    return True
 
 
 def _account_number(row: AssistedPayment) -> str | None:
@@ -270,7 +276,7 @@ def capture(agent: Agent, assisted_id: str, field: str) -> AssistedPayment:
             errors={"field": "unknown"},
         )
     row = _for_action(assisted_id)
-    if row.status not in CAPTURABLE:
+    if row.status not in statuses.ASSISTED_CAPTURABLE:
         raise Problem(
             409,
             "not_capturing",
@@ -315,7 +321,7 @@ def capture(agent: Agent, assisted_id: str, field: str) -> AssistedPayment:
 def complete(agent: Agent, assisted_id: str) -> AssistedPayment:
     """Hand the captured card to the connector; the token comes back in a status callback."""
     row = _for_action(assisted_id)
-    if row.status not in CAPTURABLE:
+    if row.status not in statuses.ASSISTED_CAPTURABLE:
         raise Problem(409, "not_capturing", f"This payment is {row.status}.")
     missing = needed(row)
     if missing:
@@ -325,7 +331,7 @@ def complete(agent: Agent, assisted_id: str) -> AssistedPayment:
     _update(agent, row, "complete", status="complete")
     row = lock(assisted_id)
     assert row is not None
-    if row.status in CAPTURABLE:
+    if row.status in statuses.ASSISTED_CAPTURABLE:
         _touch(row, status="processing", field=None)
     audit.record(
         agent,
@@ -342,13 +348,13 @@ def complete(agent: Agent, assisted_id: str) -> AssistedPayment:
 def cancel(agent: Agent, assisted_id: str) -> AssistedPayment:
     """End the session without charging; a new one can be started."""
     row = _for_action(assisted_id)
-    if row.status not in ("starting", "ready", "capturing"):
+    if row.status not in statuses.ASSISTED_CANCELLABLE:
         raise Problem(409, "not_cancellable", f"This payment is {row.status}.")
     if row.payment_sid:
         _update(agent, row, "cancel", status="cancel")
         row = lock(assisted_id)
         assert row is not None
-    if row.status not in FINAL:
+    if row.status not in statuses.ASSISTED_FINAL:
         _touch(row, status="cancelled", field=None, reason="cancelled by the agent")
     audit.record(
         agent,
@@ -422,7 +428,7 @@ def handle_callback(assisted_id: str, form: Mapping[str, str]) -> None:
         row.payment_sid = form["Sid"]
     if form.get("Result"):
         _finish(row, form)
-    elif row.status in CAPTURABLE:
+    elif row.status in statuses.ASSISTED_CAPTURABLE:
         _progress(row, form)
     db.session.commit()
 
@@ -466,7 +472,7 @@ def _progress(row: AssistedPayment, form: Mapping[str, str]) -> None:
 
 
 def _finish(row: AssistedPayment, form: Mapping[str, str]) -> None:
-    if row.status in FINAL or row.payment_id is not None:
+    if row.status in statuses.ASSISTED_FINAL or row.payment_id is not None:
         return  # cancelled by the agent, or another delivery of this result is charging
     result = form["Result"]
     agent = db.session.get(Agent, row.agent_id)
@@ -496,52 +502,42 @@ def _finish(row: AssistedPayment, form: Mapping[str, str]) -> None:
 
 
 def _charge(row: AssistedPayment, form: Mapping[str, str]) -> None:
-    """Charge the token as the IVR does: attempt on record first, then Stripe, then settle once."""
+    """Charge the token through the one charge step the IVR uses, then record the session's outcome."""
     row_id = row.id
     account = db.session.get(Account, row.account_id)
     agent = db.session.get(Agent, row.agent_id)
     assert account is not None and agent is not None
     session = db.session.scalar(sa.select(CallSession).where(CallSession.call_sid == row.call_sid))
-    payment = ledger.open_attempt(
-        attempt_key=f"agent:{row_id}",
-        account=account,
-        amount_cents=row.amount_cents,
-        call_sid=row.call_sid,
+
+    def mark_processing(payment: Payment) -> None:
+        # In the attempt's commit: a redelivered result then finds the session already charging.
+        _touch(row, status="processing", payment_id=payment.id, field=None)
+
+    charged = charge.charge_token(
+        account,
+        row.amount_cents,
+        f"agent:{row_id}",
+        form["PaymentToken"],
         channel="agent",
+        call_sid=row.call_sid,
         language=account.language,
         caller=session.from_number if session else None,
-    )
-    payment_id = payment.id
-    _touch(row, status="processing", payment_id=payment_id, field=None)
-    metadata = {
-        "payment_id": str(payment_id),
-        "account_number": account.account_number,
-        "call_sid": row.call_sid,
-        "channel": "agent",
-        "agent": agent.name,
-    }
-    description = f"{current_app.config['ORG_NAME']} account ending {account.last4}"
-    db.session.commit()  # the attempt is on record before any money moves
-
-    settled = ledger.charge(
-        payment_id, token=form["PaymentToken"], metadata=metadata, description=description,
         customer=form.get("ProfileId") or None,
+        extra_metadata={"agent": agent.name},
+        before_commit=mark_processing,
     )
-    if settled is None:  # the processor could not be reached
+    row = lock(row_id)
+    assert row is not None
+    if charged.status == charge.UNAVAILABLE:
         logger.warning("assisted payment %s: payment processor unavailable", row_id)
-        row = lock(row_id)
-        assert row is not None
         _touch(row, status="failed", reason="processor_unavailable")
+    elif charged.status == charge.APPROVED:
+        _touch(row, status="approved", reason=None)
     else:
-        row = lock(row_id)
-        assert row is not None
-        if settled.status == "succeeded":
-            _touch(row, status="approved", reason=None)
-        else:
-            _touch(row, status="declined", reason=settled.decline_code or "card_declined")
+        _touch(row, status="declined", reason=charged.decline_code or "card_declined")
     detail = row.reason
-    if settled is not None and row.status == "approved":
-        detail = f"payment {payment_id} confirmation {settled.confirmation_number}"
+    if charged.payment is not None and row.status == "approved":
+        detail = f"payment {charged.payment_id} confirmation {charged.payment.confirmation_number}"
     audit.record(
         agent,
         "assisted.outcome",

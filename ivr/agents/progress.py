@@ -15,7 +15,7 @@ from flows import State
 from ..extensions import db
 from ..models import Account, Payment
 from ..voice.call_rows import ENDED_CALL_STATUSES, CallRow
-from . import audit, transfers
+from . import audit, statuses, transfers
 from .models import Agent, Transfer
 
 logger = logging.getLogger(__name__)
@@ -92,11 +92,11 @@ def _on_turn(call: CallRow, turn: Any) -> None:
             payment_id=int(payment_id) if payment_id else transfer.payment_id,
         )
     elif state == State.HUNG_UP:
-        if transfer.status not in transfers.FINAL:
+        if transfer.status not in statuses.TRANSFER_FINAL:
             transfers.change(transfer, status="caller_hung_up", field=None)
     elif turn.final:
         returned = state == State.RETURN_TO_AGENT
-        if transfer.status in transfers.FINAL:
+        if transfer.status in statuses.TRANSFER_FINAL:
             transfers.change(transfer, returned=returned)
         else:
             reason = (
@@ -109,7 +109,7 @@ def _on_turn(call: CallRow, turn: Any) -> None:
             )
     elif transfer.status == "in_pay":  # "*" during card entry backs out to a menu
         transfers.change(transfer, status="waiting", field=None)
-    if transfer.status != before and transfer.status in transfers.FINAL:
+    if transfer.status != before and transfer.status in statuses.TRANSFER_FINAL:
         _audit_outcome(transfer)
 
 
@@ -127,7 +127,7 @@ def _on_status(call: CallRow, status: str) -> None:
         return
     active = db.session.scalars(
         sa.select(Transfer)
-        .where(Transfer.call_sid == call.call_sid, Transfer.status.in_(transfers.ACTIVE))
+        .where(Transfer.call_sid == call.call_sid, Transfer.status.in_(statuses.TRANSFER_ACTIVE))
         .with_for_update()
     ).all()
     for transfer in active:

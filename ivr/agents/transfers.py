@@ -15,7 +15,7 @@ from ..models import Account, Payment, utcnow
 from ..twilio.adapter import TwilioApiError
 from ..twilio.client import twilio_rest
 from ..voice.twiml import url
-from . import audit, callbacks
+from . import audit, callbacks, statuses
 from .checks import (
     Problem,
     find_account,
@@ -29,9 +29,6 @@ from .validation import PayRequest
 
 logger = logging.getLogger(__name__)
 
-ACTIVE = ("waiting", "in_pay", "declined")
-FINAL = ("approved", "caller_hung_up", "failed")
-ASSISTED_ACTIVE = ("starting", "ready", "capturing", "processing")
 # A transfer whose TwiML Twilio never fetched, or one silent this long, no longer blocks the call.
 NEVER_ENTERED_AFTER = timedelta(minutes=2)
 STALE_AFTER = timedelta(minutes=30)
@@ -74,7 +71,14 @@ def representation(transfer: Transfer) -> dict[str, Any]:
 
 
 def change(transfer: Transfer, **values: Any) -> bool:
-    """Apply ``values``; on a visible change bump the version and queue the status callback."""
+    """Apply ``values``; on a visible change bump the version and queue the status callback.
+
+    A status move ``statuses.TRANSFER`` does not declare is logged and changes nothing (False).
+    """
+    status = values.get("status", transfer.status)
+    if not statuses.TRANSFER.allows(transfer.status, status):
+        logger.warning("transfer %s: status %s -> %s refused", transfer.id, transfer.status, status)
+        return False
     changed = False
     for name, value in values.items():
         if getattr(transfer, name) != value:
@@ -107,7 +111,7 @@ def call_not_busy(call_sid: str) -> None:
         )
     now = utcnow()
     for transfer in db.session.scalars(
-        sa.select(Transfer).where(Transfer.call_sid == call_sid, Transfer.status.in_(ACTIVE))
+        sa.select(Transfer).where(Transfer.call_sid == call_sid, Transfer.status.in_(statuses.TRANSFER_ACTIVE))
     ):
         if transfer.entered_at is None and now - transfer.created_at > NEVER_ENTERED_AFTER:
             change(transfer, status="failed", reason="call_never_arrived", field=None)
@@ -122,7 +126,7 @@ def call_not_busy(call_sid: str) -> None:
     busy = db.session.scalar(
         sa.select(AssistedPayment.id).where(
             AssistedPayment.call_sid == call_sid,
-            AssistedPayment.status.in_(ASSISTED_ACTIVE),
+            AssistedPayment.status.in_(statuses.ASSISTED_ACTIVE),
             AssistedPayment.updated_at > now - STALE_AFTER,
         )
     )

@@ -15,7 +15,7 @@ from ..twilio.signatures import twilio_signed
 from ..voice import call_rows as calls
 from ..voice import webhooks as voice
 from ..voice.twiml import apology, xml_response
-from . import assisted, transfers
+from . import assisted, statuses, transfers
 from .models import Transfer
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def transfer_entry():
         sa.select(Transfer).where(
             Transfer.call_sid == call_sid,
             Transfer.id != transfer.id,
-            Transfer.status.in_(transfers.ACTIVE),
+            Transfer.status.in_(statuses.TRANSFER_ACTIVE),
         )
     ):
         transfers.change(other, status="failed", reason="superseded", field=None)

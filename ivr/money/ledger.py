@@ -6,7 +6,6 @@ and Stripe's own webhook can both report the same charge and only the first one 
 
 import logging
 import secrets
-from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -16,7 +15,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 import prompts
-from payments import ChargeResult, PaymentUnavailable
+from payments import ChargeResult
 from prompts import amounts, dates
 
 from ..extensions import db
@@ -120,32 +119,6 @@ def settle(payment: Payment, result: ChargeResult, now: datetime | None = None) 
     db.session.refresh(payment)
     db.session.refresh(payment.account)
     return payment
-
-
-def charge(payment_id: int, *, token: str, metadata: Mapping[str, str], description: str,
-           customer: str | None = None) -> Payment | None:
-    """Charge a committed attempt once (its key is Stripe's idempotency key) and settle it.
-
-    Returns the settled payment, or None when the processor could not be reached: the attempt is
-    then kept as ``error`` for Stripe's webhook to settle if the charge went through after all.
-    Call it with no lock held: the gateway may take seconds.
-    """
-    payment = db.session.get(Payment, payment_id)
-    assert payment is not None, "open_attempt() and commit first"
-    try:
-        result = current_app.extensions["ivr.gateway"].charge(
-            token=token,
-            amount_cents=payment.amount_cents,
-            currency="usd",
-            idempotency_key=payment.attempt_key,
-            metadata=metadata,
-            customer=customer,
-            description=description,
-        )
-    except PaymentUnavailable:
-        mark_unavailable(db.session.get(Payment, payment_id))
-        return None
-    return settle(db.session.get(Payment, payment_id), result)
 
 
 def mark_unavailable(payment: Payment) -> None:

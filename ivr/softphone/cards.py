@@ -3,7 +3,7 @@
 import re
 from datetime import date
 
-from payments.test_cards import BY_NUMBER
+from payments.sandbox_cards import BY_NUMBER
 
 # Twilio's <Pay> capture steps, in the order the caller is asked for them.
 CARD_NUMBER = "payment-card-number"

@@ -7,7 +7,7 @@ engine, and charges the ``<Pay>`` token.
 import logging
 import time
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
 import flows
 from flows import KeyPress, PayOutcome, Silence, State
@@ -16,7 +16,7 @@ from flows.steps import APPROVED, CALLER_HUNG_UP, DECLINED, STAR, UNAVAILABLE, U
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, utcnow
-from ..money import ledger
+from ..money import charge
 from ..twilio.signatures import twilio_signed
 from . import call_rows as calls
 from . import events as call_events
@@ -203,7 +203,7 @@ def _wait_for_other_delivery(call_sid: str, seq: int) -> CallRow | None:
 
 
 def _charge(call: CallRow, token: str, form) -> PayOutcome:
-    """Open the attempt, commit it, charge outside any lock, and settle it. Returns the flow outcome."""
+    """Charge the token through the one charge step, marking the call as charging. Returns the flow outcome."""
     data = dict(call.data or {})
     account = db.session.get(Account, call.account_id) if call.account_id else None
     amount = int(data.get("amount_cents", 0))
@@ -211,36 +211,31 @@ def _charge(call: CallRow, token: str, form) -> PayOutcome:
         logger.error("call %s reached <Pay> without an account or amount", call.call_sid)
         return PayOutcome(UNAVAILABLE)
     attempts = int(data.get("pay_attempts", 0)) + 1
-    payment = ledger.open_attempt(
+
+    def mark_charging(payment) -> None:
+        # Saved in the attempt's commit: a redelivery of this result then waits for this charge.
+        call.data = {**data, "charging_seq": call.seq}
+        calls.save(call)  # locked: cannot fail
+
+    charged = charge.charge_token(
+        account,
+        amount,
         # The seq names this one <Pay>: a redelivery has the same key, a new card a new one.
-        attempt_key=f"{call.call_sid}:{call.seq}",
-        account=account,
-        amount_cents=amount,
-        call_sid=call.call_sid,
+        f"{call.call_sid}:{call.seq}",
+        token,
         channel=call.channel,
+        call_sid=call.call_sid,
         language=call.language,
         caller=call.from_number,
-    )
-    payment_id = payment.id
-    metadata = {
-        "payment_id": str(payment.id),
-        "account_number": account.account_number,
-        "call_sid": call.call_sid,
-        "channel": call.channel,
-    }
-    description = f"{current_app.config['ORG_NAME']} account ending {account.last4}"
-    call.data = {**data, "charging_seq": call.seq}
-    calls.save(call)  # locked: cannot fail
-    db.session.commit()  # the attempt is on record before any money moves
-
-    payment = ledger.charge(
-        payment_id, token=token, metadata=metadata, description=description,
         customer=form.get("ProfileId") or None,
+        before_commit=mark_charging,
     )
-    if payment is None:
+    if charged.status == charge.UNAVAILABLE:
         logger.warning("call %s: payment processor unavailable", call.call_sid)
         return PayOutcome(UNAVAILABLE, {"pay_attempts": attempts})
-    if payment.status == "succeeded":
+    payment = charged.payment
+    assert payment is not None
+    if charged.status == charge.APPROVED:
         return PayOutcome(
             APPROVED,
             {
@@ -250,7 +245,7 @@ def _charge(call: CallRow, token: str, form) -> PayOutcome:
                 "payment_id": payment.id,
             },
         )
-    return PayOutcome(DECLINED, {"pay_attempts": attempts, "decline_code": payment.decline_code})
+    return PayOutcome(DECLINED, {"pay_attempts": attempts, "decline_code": charged.decline_code})
 
 
 @bp.post("/twilio/voice/pay-status")

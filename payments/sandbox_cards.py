@@ -7,36 +7,38 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class TestCard:
+class SandboxCard:
+    """One of Stripe's test cards: its number, the PaymentMethod standing for it, and its outcome."""
+
     number: str
     payment_method: str  # the pm_… id Twilio's Stripe connector would return
     brand: str  # Twilio's PaymentCardType / Stripe's card.brand, lower case
     decline_code: str | None  # None: the charge succeeds
 
 
-TEST_CARDS: tuple[TestCard, ...] = (
-    TestCard("4242424242424242", "pm_card_visa", "visa", None),
-    TestCard("5555555555554444", "pm_card_mastercard", "mastercard", None),
-    TestCard("378282246310005", "pm_card_amex", "amex", None),
-    TestCard("6011111111111117", "pm_card_discover", "discover", None),
-    TestCard("4000000000000002", "pm_card_visa_chargeDeclined", "visa", "generic_decline"),
-    TestCard(
+CARDS: tuple[SandboxCard, ...] = (
+    SandboxCard("4242424242424242", "pm_card_visa", "visa", None),
+    SandboxCard("5555555555554444", "pm_card_mastercard", "mastercard", None),
+    SandboxCard("378282246310005", "pm_card_amex", "amex", None),
+    SandboxCard("6011111111111117", "pm_card_discover", "discover", None),
+    SandboxCard("4000000000000002", "pm_card_visa_chargeDeclined", "visa", "generic_decline"),
+    SandboxCard(
         "4000000000009995",
         "pm_card_visa_chargeDeclinedInsufficientFunds",
         "visa",
         "insufficient_funds",
     ),
-    TestCard("4000000000009987", "pm_card_visa_chargeDeclinedLostCard", "visa", "lost_card"),
-    TestCard("4000000000009979", "pm_card_visa_chargeDeclinedStolenCard", "visa", "stolen_card"),
-    TestCard("4000000000000069", "pm_card_chargeDeclinedExpiredCard", "visa", "expired_card"),
-    TestCard("4000000000000127", "pm_card_chargeDeclinedIncorrectCvc", "visa", "incorrect_cvc"),
-    TestCard(
+    SandboxCard("4000000000009987", "pm_card_visa_chargeDeclinedLostCard", "visa", "lost_card"),
+    SandboxCard("4000000000009979", "pm_card_visa_chargeDeclinedStolenCard", "visa", "stolen_card"),
+    SandboxCard("4000000000000069", "pm_card_chargeDeclinedExpiredCard", "visa", "expired_card"),
+    SandboxCard("4000000000000127", "pm_card_chargeDeclinedIncorrectCvc", "visa", "incorrect_cvc"),
+    SandboxCard(
         "4000000000000119", "pm_card_chargeDeclinedProcessingError", "visa", "processing_error"
     ),
 )
 
-BY_NUMBER = {card.number: card for card in TEST_CARDS}
-BY_PAYMENT_METHOD = {card.payment_method: card for card in TEST_CARDS}
+BY_NUMBER = {card.number: card for card in CARDS}
+BY_PAYMENT_METHOD = {card.payment_method: card for card in CARDS}
 # Legacy tok_ ids (tokenType one-time/reusable) behave like their pm_ twins.
 BY_PAYMENT_METHOD.update(
     {

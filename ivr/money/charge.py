@@ -1,0 +1,114 @@
+"""The one charge step: every channel that turns a card token into money goes through ``charge_token``.
+
+Exactly once, whoever calls: the attempt is committed (``pending``) before the processor is called
+with the attempt's key as Stripe's idempotency key, so a retry of the same attempt can only ever
+find the same charge; the result is applied by ``ledger.settle``, a conditional update that Stripe's
+own webhook may race without counting twice. Needs an app context (gateway, ``ORG_NAME``); no
+request and no call row, so scheduled charges can call it from the command line.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from flask import current_app
+
+from payments import PaymentUnavailable
+
+from ..extensions import db
+from ..models import Account, Payment
+from . import ledger
+
+logger = logging.getLogger(__name__)
+
+APPROVED = "approved"
+DECLINED = "declined"
+UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    """How a charge ended: approved (with the settled payment), declined (with its code) or unavailable."""
+
+    status: str  # APPROVED, DECLINED or UNAVAILABLE
+    payment_id: int
+    payment: Payment | None = None  # the settled row; None when the processor could not be reached
+    decline_code: str | None = None
+
+
+def charge_token(
+    account: Account,
+    amount_cents: int,
+    attempt_key: str,
+    token: str,
+    *,
+    channel: str,
+    call_sid: str | None,
+    language: str,
+    caller: str | None,
+    customer: str | None = None,
+    extra_metadata: Mapping[str, str] | None = None,
+    before_commit: Callable[[Payment], None] | None = None,
+) -> ChargeOutcome:
+    """Open the attempt, commit it, charge ``token`` outside any lock, and settle it once.
+
+    ``attempt_key`` names one attempt (a redelivery has the same key, a new card a new one).
+    ``before_commit(payment)`` writes the caller's own rows in the attempt's commit (a call's
+    "charging" mark, a session's ``processing``). Commits; call it with no lock the caller needs
+    kept, since the processor may take seconds. The settle is left in the open transaction for
+    the caller to commit with its own record of the outcome.
+    """
+    payment = ledger.open_attempt(
+        attempt_key=attempt_key,
+        account=account,
+        amount_cents=amount_cents,
+        call_sid=call_sid,
+        channel=channel,
+        language=language,
+        caller=caller,
+    )
+    payment_id = payment.id
+    metadata = {
+        "payment_id": str(payment_id),
+        "account_number": account.account_number,
+        **({"call_sid": call_sid} if call_sid else {}),
+        "channel": channel,
+        **(extra_metadata or {}),
+    }
+    description = f"{current_app.config['ORG_NAME']} account ending {account.last4}"
+    if before_commit is not None:
+        before_commit(payment)
+    db.session.commit()  # the attempt is on record before any money moves
+
+    settled = _charge_committed(payment_id, token=token, metadata=metadata, description=description,
+                                customer=customer)
+    if settled is None:
+        return ChargeOutcome(UNAVAILABLE, payment_id)
+    if settled.status == "succeeded":
+        return ChargeOutcome(APPROVED, payment_id, settled)
+    return ChargeOutcome(DECLINED, payment_id, settled, settled.decline_code)
+
+
+def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str], description: str,
+                      customer: str | None) -> Payment | None:
+    """Charge a committed attempt (its key is Stripe's idempotency key) and settle it.
+
+    Returns the settled payment, or None when the processor could not be reached: the attempt is
+    then kept as ``error`` for Stripe's webhook to settle if the charge went through after all.
+    """
+    payment = db.session.get(Payment, payment_id)
+    assert payment is not None, "the attempt is opened and committed first"
+    try:
+        result = current_app.extensions["ivr.gateway"].charge(
+            token=token,
+            amount_cents=payment.amount_cents,
+            currency="usd",
+            idempotency_key=payment.attempt_key,
+            metadata=metadata,
+            customer=customer,
+            description=description,
+        )
+    except PaymentUnavailable:
+        ledger.mark_unavailable(db.session.get(Payment, payment_id))
+        return None
+    return ledger.settle(db.session.get(Payment, payment_id), result)
