@@ -9,7 +9,7 @@ from flask import Flask
 
 from .config import load_config
 from .extensions import CALL_ROWS_BIND, POOL_RECYCLE_SECONDS, call_rows_engine_options, db
-from .voice import driver_sql
+from .voice import call_rows
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -36,7 +36,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))  # type: ignore[method-assign]
 
     db.init_app(app)
-    driver_sql.init_app(app)
+    call_rows.init_app(app)
 
     from payments import build_gateway
 

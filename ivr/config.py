@@ -16,7 +16,7 @@ PRODUCTION_SECRETS = (
     "SECRET_KEY",
 )
 
-# Agents' rate limits (README, "Agents" -> "Limits"): set only when given as a whole number, so
+# Agents' rate limits (docs/agents.md, "Limits"): set only when given as a whole number, so
 # the defaults stay in ivr/agents/limits.py.
 AGENT_RATE_LIMITS = (
     "AGENT_PAYMENTS_PER_MINUTE",

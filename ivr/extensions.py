@@ -36,7 +36,7 @@ def call_rows_engine_options(url: str) -> dict[str, Any]:
     A step's row records where a menu is; nothing about money ever goes through this pool. If
     PostgreSQL itself crashed, the last few hundred milliseconds of such rows could be lost: the
     caller's next keypress then carries a newer ``seq`` than the row and hears the previous prompt
-    again. In exchange a step is not held up by a disk flush (README, "Speed").
+    again. In exchange a step is not held up by a disk flush (docs/speed.md).
     """
     options: dict[str, Any] = {"url": url, "isolation_level": "AUTOCOMMIT", "pool_recycle": POOL_RECYCLE_SECONDS}
     if url.startswith("postgresql"):

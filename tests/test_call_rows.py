@@ -116,3 +116,15 @@ def test_two_greetings_of_one_call_at_once_create_one_row(app, client, make_acco
     with app.app_context():
         rows = db.session.scalars(sa.select(CallSession).where(CallSession.call_sid == call.call_sid)).all()
     assert len(rows) == 1 and rows[0].seq == 1
+
+
+def test_the_voice_webhooks_leave_every_commit_to_call_rows():
+    # One owner of the commit on the hot path: a webhook ends with call_rows.commit_answer/release.
+    from pathlib import Path
+
+    wing = Path(__file__).resolve().parent.parent / "ivr" / "voice"
+    for path in wing.glob("*.py"):
+        if path.name == "call_rows.py":
+            continue
+        source = path.read_text()
+        assert "session.commit(" not in source and "session.rollback(" not in source, path.name

@@ -9,8 +9,7 @@ import responses
 import stripe
 
 from payments import InvalidWebhook, PaymentUnavailable, build_gateway
-from payments.stripe_gateway import StripeGateway
-from payments.stripe_gateway import verify_event
+from payments.stripe_gateway import StripeGateway, verify_event
 
 SECRET_KEY = "sk_test_gateway_key_not_real"
 WEBHOOK_SECRET = "whsec_gateway_test"

@@ -20,7 +20,7 @@ class Agent(db.Model):
 
     ``key_hash`` is SHA-256 of the API key (keys are 256-bit random, so a plain hash is enough);
     ``signing_secret`` is HMAC-SHA256(key, "ivr-status-callback") and signs status callbacks, so
-    the raw key is never stored yet the agent can still check our signatures (README, "Status callbacks").
+    the raw key is never stored yet the agent can still check our signatures (docs/agents.md, "Status callbacks").
     """
 
     __tablename__ = "agents"

@@ -12,7 +12,7 @@ from flows import ENTRY_POINTS, Entry
 from ..extensions import db
 from ..models import Account, utcnow
 from ..twilio.signatures import twilio_signed
-from ..voice import call_rows as calls
+from ..voice import call_rows
 from ..voice import webhooks as voice
 from ..voice.twiml import apology, xml_response
 from . import assisted, statuses, transfers
@@ -32,15 +32,15 @@ def transfer_entry():
     if transfer is None or transfer.call_sid != call_sid:
         logger.warning("transfer entry for an unknown transfer on call %s", call_sid)
         return xml_response(apology())
-    call = calls.lock(call_sid)  # the call first, then the transfer: the order every webhook uses
+    call = call_rows.lock(call_sid)  # the call first, then the transfer: the order every webhook uses
     transfer = transfers.lock(transfer.id)
     assert transfer is not None
     if transfer.entered_at is not None and call is not None and call.last_twiml:
-        db.session.commit()  # Twilio asked twice: the same answer, nothing advanced
+        call_rows.release()  # Twilio asked twice: the same answer, nothing advanced
         return xml_response(call.last_twiml)
     account = db.session.get(Account, transfer.account_id)
     assert account is not None
-    call = calls.enter_identified(
+    call = call_rows.enter_identified(
         call_sid,
         state=ENTRY_POINTS[Entry.TRANSFER],
         channel="agent",
@@ -66,8 +66,8 @@ def transfer_entry():
         )
     ):
         transfers.change(other, status="failed", reason="superseded", field=None)
-    twiml = voice.start_call(call, Entry.TRANSFER)
-    db.session.commit()
+    twiml = voice.start_call(call, Entry.TRANSFER)  # commits the transfer's changes with the call
+    assert twiml is not None, "a locked call row cannot move"
     logger.info("call %s entered secure pay for transfer %s", call_sid, transfer.id)
     return xml_response(twiml)
 

@@ -26,7 +26,7 @@ from ..models import Account
 from ..outbox.quiet_hours import local_zones
 from ..phones import national, to_e164
 from ..twilio.signatures import twilio_signed
-from ..voice import call_rows as calls
+from ..voice import call_rows
 from ..voice.twiml import say_and_hang_up, xml_response
 from ..voice.webhooks import record_status, start_call
 from . import callbacks, clock, tokens
@@ -274,26 +274,26 @@ def callback_answered():
             request.args.get("c"),
             call_sid,
         )
-        db.session.commit()
+        call_rows.release()
         return xml_response(say_and_hang_up("callback_not_available", "en"))
     lang = prompts.language(callback.language)
-    existing = calls.lock(call_sid)
+    existing = call_rows.lock(call_sid)
     if existing is not None and existing.last_twiml:  # Twilio asked twice: same answer
-        db.session.commit()
+        call_rows.release()
         return xml_response(existing.last_twiml)
     if not callbacks.record_answer(callback, call_sid, form.get("AnsweredBy")):
         logger.info(
             "callback %s reached %s, not a person: hanging up", callback.id, form.get("AnsweredBy")
         )
-        db.session.commit()
+        call_rows.release()
         return xml_response(say_and_hang_up("callback_voicemail", lang))
     account = db.session.get(Account, callback.account_id)
     if account is None or account.phone != callback.to_number:
-        db.session.commit()
+        call_rows.release()
         return xml_response(say_and_hang_up("callback_not_available", lang))
     # On our outbound call the member is "To"; the call's from_number is the member's side, so
     # the receipt and everything else keyed on the caller goes to them, not to our own number.
-    call = calls.enter_identified(
+    call = call_rows.enter_identified(
         call_sid,
         state=ENTRY_POINTS[Entry.CALLBACK],
         channel="callback",
@@ -308,8 +308,8 @@ def callback_answered():
         mask(account.account_number),
         mask(callback.to_number),
     )
-    twiml = start_call(call, Entry.CALLBACK)
-    db.session.commit()
+    twiml = start_call(call, Entry.CALLBACK)  # commits the callback's answer with the call
+    assert twiml is not None, "a locked call row cannot move"
     return xml_response(twiml)
 
 
@@ -324,5 +324,5 @@ def callback_status():
     if callback is not None and (not callback.call_sid or callback.call_sid == call_sid):
         callbacks.record_status(callback, call_sid, status, form.get("AnsweredBy"))
     record_status(call_sid, form)
-    db.session.commit()
+    call_rows.release()
     return ("", 204)

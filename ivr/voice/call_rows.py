@@ -6,26 +6,27 @@ A menu step reads the row without a lock, decides, and saves with ``UPDATE … W
 version it read>``: of two processes answering the same request, one writes and the other finds
 the row moved on. Webhooks that also lock other rows (the ``<Pay>`` result, agent transfers,
 callbacks, status callbacks) lock the call's row first (``SELECT … FOR UPDATE`` on PostgreSQL).
+
+This module is the hot path's only data access, and it owns the commit: a webhook ends its work
+with ``commit_answer`` (save the call's answer and commit, or roll back when the row moved) or
+``release`` (commit what it wrote and let go of the row's lock); it never commits the session itself.
 """
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, g
 from sqlalchemy.exc import IntegrityError
 
 from flows import AccountView, State, Turn
 
-from ..extensions import db
-from ..masking import mask
+from ..extensions import CALL_ROWS_BIND, db
 from ..models import Account, CallSession, utcnow
-from ..phones import to_e164
-from . import identity
-from .driver_sql import DriverStatement, change, fetch, in_transaction, outside_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,126 @@ logger = logging.getLogger(__name__)
 ENDED_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 
-class CallMoved(Exception):
-    """The call's row was written by another request after this one read it; nothing was saved."""
+# The flow's view of an account is read straight from these columns of ``accounts``.
+ACCOUNT_VIEW_FIELDS = tuple(f.name for f in fields(AccountView))
+# The columns an account is read with for the flow: the view's, and the id.
+ACCOUNT_VIEW_COLUMNS = ("id", *ACCOUNT_VIEW_FIELDS)
+
+
+# --- statements run on the driver's cursor ------------------------------------------------------
+# A menu step's two statements run straight on the database driver's cursor. SQLAlchemy still
+# writes the SQL (compiled once per dialect) and converts every value with the column types' own
+# processors; what is skipped is its per-execution machinery (execution context, result objects,
+# events), which for a menu step cost more than the database itself once the process had been
+# idle for a moment (docs/speed.md). Such statements run autocommitted on the ``call_rows`` pool;
+# inside a transaction everything goes through the session as usual.
+
+
+class DriverStatement:
+    """``statement`` (a select or update with named ``bindparam``s) ready to run on a DBAPI cursor."""
+
+    def __init__(self, statement: sa.Select[Any] | sa.Update) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+
+    def _for(self, dialect: sa.Dialect) -> tuple[Any, ...]:
+        key = (dialect.name, dialect.driver, dialect.paramstyle)
+        prepared = self._compiled.get(key)
+        if prepared is None:
+            compiled = self.statement.compile(dialect=dialect)
+            binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()}
+            # Values written into the statement itself ("status != 'closed'") travel as parameters too.
+            fixed = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            columns = getattr(self.statement, "selected_columns", ())
+            names = tuple(column.key for column in columns)
+            results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+            prepared = self._compiled[key] = (str(compiled), binds, fixed, order, names, results)
+        return prepared
+
+    def _execute(self, conn: sa.Connection, params: Mapping[str, Any]) -> Any:
+        sql, binds, fixed, order, _, _ = self._for(conn.dialect)
+        values = {
+            name: (process(value) if (process := binds.get(name)) else value)
+            for name, value in (fixed | dict(params)).items()
+        }
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, [values[name] for name in order] if order is not None else values)
+        return cursor
+
+    def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The selected rows, each a dict keyed like ``statement.selected_columns``."""
+        *_, names, results = self._for(conn.dialect)
+        cursor = self._execute(conn, params)
+        try:
+            return [
+                {name: (process(value) if process else value)
+                 for name, process, value in zip(names, results, row, strict=True)}
+                for row in cursor.fetchall()
+            ]
+        finally:
+            cursor.close()
+
+    def rowcount(self, conn: sa.Connection, params: Mapping[str, Any]) -> int:
+        """Run an update; the number of rows it changed."""
+        cursor = self._execute(conn, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+
+def in_transaction() -> bool:
+    """This request's session has begun a transaction (it read or wrote something through it)."""
+    # A step that never touched the session has none yet: do not create one only to ask.
+    return db.session.registry.has() and db.session().in_transaction()
+
+
+_CONNECTION = "ivr_call_rows_connection"
+
+
+@contextmanager
+def outside_transaction() -> Iterator[sa.Connection]:
+    """A connection of the ``call_rows`` pool: each statement is its own transaction (no BEGIN/COMMIT).
+
+    One per app context (a request), returned to the pool when it ends (``init_app``).
+    """
+    conn = g.get(_CONNECTION)
+    if conn is None:
+        conn = db.engines[CALL_ROWS_BIND].connect()
+        setattr(g, _CONNECTION, conn)
+    yield conn
+
+
+def init_app(app: Flask) -> None:
+    """Return the request's ``call_rows`` connection to the pool when the app context ends."""
+
+    @app.teardown_appcontext
+    def _release(_exc: BaseException | None) -> None:
+        conn = g.pop(_CONNECTION, None)
+        if conn is not None:
+            conn.close()
+
+
+def fetch(statement: DriverStatement, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The rows of a read: in the request's transaction if it has begun one (so it sees its own
+    writes), else one autocommitted statement on the driver, which costs no ``BEGIN``/``COMMIT``."""
+    if in_transaction():
+        return list(db.session.execute(statement.statement, params).mappings())
+    with outside_transaction() as conn:
+        return statement.rows(conn, params)
+
+
+def change(statement: DriverStatement, params: Mapping[str, Any]) -> int:
+    """Run a write the way ``fetch`` runs a read; the number of rows it changed."""
+    if in_transaction():
+        return db.session.execute(statement.statement, params).rowcount
+    with outside_transaction() as conn:
+        return statement.rowcount(conn, params)
+
+
+# --- the call's row -------------------------------------------------------------------------------
+
 
 _CALLS = CallSession.__table__
 _ACCOUNTS = Account.__table__
@@ -48,7 +167,7 @@ class CallRow:
     """A call's row as the webhooks read and write it: plain data, saved by ``save``.
 
     Core statements, not ORM objects: a menu step is one read and one conditional write, and the
-    ORM's unit of work was most of a step's time (README, "Speed").
+    ORM's unit of work was most of a step's time (docs/speed.md).
     """
 
     call_sid: str
@@ -71,7 +190,7 @@ class CallRow:
 _READ = (
     sa.select(
         *(_CALLS.c[name] for name in ("id", "call_sid", "version", *_WRITABLE)),
-        *(_ACCOUNTS.c[name].label(f"a_{name}") for name in identity.ACCOUNT_VIEW_FIELDS),
+        *(_ACCOUNTS.c[name].label(f"a_{name}") for name in ACCOUNT_VIEW_FIELDS),
     )
     .select_from(_CALLS.outerjoin(_ACCOUNTS, _ACCOUNTS.c.id == _CALLS.c.account_id))
     .where(_CALLS.c.call_sid == sa.bindparam("call_sid"))
@@ -94,19 +213,31 @@ def _row(m: Mapping[str, Any] | None) -> CallRow | None:
         return None
     account = None
     if m["a_account_number"] is not None:  # identified: the account's columns came with the row
-        account = account_view({name: m[f"a_{name}"] for name in identity.ACCOUNT_VIEW_FIELDS})
+        account = account_view({name: m[f"a_{name}"] for name in ACCOUNT_VIEW_FIELDS})
     values = {name: m[name] for name in _WRITABLE}
     return CallRow(call_sid=m["call_sid"], id=m["id"], account=account, version=m["version"], **values)
 
 
-def commit() -> None:
-    """Commit what the request wrote through the session, if it began a transaction at all.
-
-    A menu step often writes only through ``save`` outside any transaction; an empty
-    ``Session.commit()`` would still cost a tenth of a millisecond.
+def release() -> None:
+    """End the request's work: commit what it wrote (the call's row and anything beside it) and let
+    go of any row lock. Costs nothing when the request wrote only through ``save`` outside a
+    transaction (an empty ``Session.commit()`` would still cost a tenth of a millisecond).
     """
     if in_transaction():
         db.session.commit()
+
+
+def commit_answer(call: CallRow) -> bool:
+    """Save ``call`` (its new answer) and commit it with everything else the request wrote.
+
+    False when the row was written since ``call`` was read: then nothing the request wrote is kept
+    (it is rolled back), and the caller decides again on the row as it is now.
+    """
+    if not save(call):
+        db.session.rollback()
+        return False
+    release()
+    return True
 
 
 def read(call_sid: str) -> CallRow | None:
@@ -208,7 +339,7 @@ def enter_identified(call_sid: str, *, state: State, channel: str, account: Acco
 
 
 _CALLER_ACCOUNTS = DriverStatement(
-    sa.select(*(_ACCOUNTS.c[name] for name in identity.ACCOUNT_VIEW_COLUMNS))
+    sa.select(*(_ACCOUNTS.c[name] for name in ACCOUNT_VIEW_COLUMNS))
     .where(_ACCOUNTS.c.phone == sa.bindparam("phone"), _ACCOUNTS.c.status != "closed")
     .order_by(_ACCOUNTS.c.account_number)
 )
@@ -217,38 +348,13 @@ _CALLER_ACCOUNTS = DriverStatement(
 def account_view(account: Account | Mapping[str, Any]) -> AccountView:
     """The flow's read-only view of an account (an ``Account``, or a row of its columns)."""
     if isinstance(account, Mapping):
-        return AccountView(**{name: account[name] for name in identity.ACCOUNT_VIEW_FIELDS})
-    return AccountView(**{name: getattr(account, name) for name in identity.ACCOUNT_VIEW_FIELDS})
+        return AccountView(**{name: account[name] for name in ACCOUNT_VIEW_FIELDS})
+    return AccountView(**{name: getattr(account, name) for name in ACCOUNT_VIEW_FIELDS})
 
 
-class DbCallContext:
-    """``flows.CallContext`` over the database for one call."""
-
-    def __init__(self, call: CallRow) -> None:
-        cfg = current_app.config
-        self.call = call
-        self.data: Mapping[str, Any] = dict(call.data or {})
-        self.agent_available = bool(cfg["AGENT_TRANSFER_NUMBER"])
-        self.min_payment_cents = int(cfg["MIN_PAYMENT_CENTS"])
-        self.max_payment_cents = cfg["MAX_PAYMENT_CENTS"]
-
-    def caller_accounts(self) -> list[AccountView]:
-        caller = to_e164(self.call.from_number)
-        if caller is None:
-            return []
-        return [account_view(a) for a in fetch(_CALLER_ACCOUNTS, {"phone": caller})]
-
-    def account(self) -> AccountView | None:
-        return self.call.account
-
-    def verify(self, account_number: str, last4: str) -> bool:
-        account = identity.verify(account_number, last4, self.call.call_sid)
-        if account is None:
-            return False
-        self.call.account_id = account["id"]
-        self.call.account = account_view(account)
-        logger.info("call %s identified account %s", self.call.call_sid, mask(account["account_number"]))
-        return True
+def accounts_on_phone(phone: str) -> list[AccountView]:
+    """The open accounts whose phone on file is ``phone`` (E.164), by account number."""
+    return [account_view(row) for row in fetch(_CALLER_ACCOUNTS, {"phone": phone})]
 
 
 def apply(call: CallRow, turn: Turn, twiml: str) -> None:

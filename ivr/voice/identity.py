@@ -7,18 +7,15 @@ never learn which account numbers exist.
 import hmac
 import logging
 from collections.abc import Mapping
-from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from flows import AccountView
-
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, VerificationFailure, utcnow
-from .driver_sql import DriverStatement, fetch
+from .call_rows import ACCOUNT_VIEW_COLUMNS, DriverStatement, fetch
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +24,6 @@ LOCK_WINDOW = timedelta(minutes=15)  # ... within this window ...
 LOCK_DURATION = timedelta(minutes=30)  # ... lock the account this long, from every caller ID
 
 
-# The flow's view of an account is read straight from these columns of ``accounts``.
-ACCOUNT_VIEW_FIELDS = tuple(f.name for f in fields(AccountView))
-# The columns a verified account is read with: the view's, and the id.
-ACCOUNT_VIEW_COLUMNS = ("id", *ACCOUNT_VIEW_FIELDS)
 _ACCOUNTS = Account.__table__
 _BY_NUMBER = DriverStatement(
     sa.select(*(_ACCOUNTS.c[name] for name in (*ACCOUNT_VIEW_COLUMNS, "phone"))).where(

@@ -18,9 +18,10 @@ from ..masking import mask
 from ..models import Account, utcnow
 from ..money import charge
 from ..twilio.signatures import twilio_signed
-from . import call_rows as calls
+from . import call_rows
 from . import events as call_events
 from .call_rows import CallRow
+from .context import DbCallContext
 from .twiml import apology, render_turn, xml_response
 
 logger = logging.getLogger(__name__)
@@ -34,27 +35,26 @@ _PAY_RESULT_LABELS = {
 }
 
 
-def answer(call: CallRow, turn: flows.Turn, ctx: calls.DbCallContext) -> str:
-    """Render ``turn`` for ``call``, save it as the call's last answer, and return the TwiML.
+def answer(call: CallRow, turn: flows.Turn, ctx: DbCallContext) -> str | None:
+    """Render ``turn`` for ``call``, save it as the call's last answer and commit; return the TwiML.
 
-    Raises ``calls.CallMoved`` when the row was written since ``call`` was read (only possible
-    for a row read without its lock).
+    None when the row was written since ``call`` was read (only possible for a row read without
+    its lock): then nothing the request wrote was kept.
     """
     data = {**(call.data or {}), **turn.updates}
     lang = str(data.get("language", call.language))
     account = ctx.account()
     description = f"Account ending {account.last4}" if account else ""
     twiml = render_turn(turn, lang, call.seq + 1, return_to=data.get("return_to"), description=description)
-    calls.apply(call, turn, twiml)
+    call_rows.apply(call, turn, twiml)
     call_events.emit("turn", call, turn=turn)
-    if not calls.save(call):
-        raise calls.CallMoved(call.call_sid)
-    return twiml
+    return twiml if call_rows.commit_answer(call) else None
 
 
-def start_call(call: CallRow, entry: flows.Entry) -> str:
-    """The first answer of a call entering the flow by ``entry`` (self-service, transfer or callback)."""
-    ctx = calls.DbCallContext(call)
+def start_call(call: CallRow, entry: flows.Entry) -> str | None:
+    """The first answer of a call entering the flow by ``entry`` (self-service, transfer or callback),
+    committed; None when another delivery of the same request answered first."""
+    ctx = DbCallContext(call)
     return answer(call, flows.start(entry, ctx), ctx)
 
 
@@ -74,9 +74,9 @@ def _read_for_step(call_sid: str, attempt: int) -> CallRow | None:
     Calls an agent or a callback brought in take the lock: their webhooks lock transfer and
     callback rows after the call's, and the step's listeners lock those rows too.
     """
-    call = calls.read(call_sid) if attempt < OPTIMISTIC_TRIES else None
+    call = call_rows.read(call_sid) if attempt < OPTIMISTIC_TRIES else None
     if call is None or call.channel != "ivr":
-        call = calls.lock(call_sid)
+        call = call_rows.lock(call_sid)
     return call
 
 
@@ -86,18 +86,15 @@ def incoming_call():
     """A call comes in: greet the caller (or repeat the greeting if Twilio asks twice)."""
     form = request.form
     call_sid = form.get("CallSid", "")
-    call = calls.read(call_sid)
+    call = call_rows.read(call_sid)
     if call is not None and call.last_twiml:
         return xml_response(call.last_twiml)
     if call is None:
-        call = calls.new(call_sid, from_number=form.get("From"), to_number=form.get("To"), state=flows.INITIAL)
+        call = call_rows.new(call_sid, from_number=form.get("From"), to_number=form.get("To"), state=flows.INITIAL)
     logger.info("call %s from %s", call_sid, mask(form.get("From")))
-    try:
-        twiml = start_call(call, flows.Entry.SELF_SERVICE)
-    except calls.CallMoved:  # the same call arriving twice at once: the other delivery greeted it
-        db.session.rollback()
-        return xml_response(_saved_answer(calls.read(call_sid)))
-    calls.commit()
+    twiml = start_call(call, flows.Entry.SELF_SERVICE)
+    if twiml is None:  # the same call arriving twice at once: the other delivery greeted it
+        return xml_response(_saved_answer(call_rows.read(call_sid)))
     return xml_response(twiml)
 
 
@@ -125,17 +122,13 @@ def step():
         call = _read_for_step(call_sid, attempt)
         replay = _replay_or_none(call)
         if replay is not None:
-            calls.commit()
+            call_rows.release()
             return xml_response(replay)
         assert call is not None
-        ctx = calls.DbCallContext(call)
-        turn = flows.advance(State(call.state), event, ctx)
-        try:
-            twiml = answer(call, turn, ctx)
-        except calls.CallMoved:  # decide again on the row as it is now (nothing was kept)
-            db.session.rollback()
+        ctx = DbCallContext(call)
+        twiml = answer(call, flows.advance(State(call.state), event, ctx), ctx)
+        if twiml is None:  # decide again on the row as it is now (nothing was kept)
             continue
-        calls.commit()
         return xml_response(twiml)
     raise AssertionError("a locked call row cannot move")
 
@@ -146,10 +139,10 @@ def pay_result():
     """``<Pay>`` finished: charge the token once, then tell the caller how it went."""
     form = request.form
     call_sid = form.get("CallSid", "")
-    call = calls.lock(call_sid)
+    call = call_rows.lock(call_sid)
     replay = _replay_or_none(call)
     if replay is not None:
-        db.session.commit()
+        call_rows.release()
         return xml_response(replay)
     assert call is not None
     seq = call.seq
@@ -159,22 +152,21 @@ def pay_result():
         if _charge_in_flight(call, seq):
             call = _wait_for_other_delivery(call_sid, seq)
             if call is None or call.seq != seq:
-                db.session.commit()
+                call_rows.release()
                 return xml_response(_saved_answer(call))
         outcome = _charge(call, token, form)
-        call = calls.lock(call_sid)  # re-taken: the charge ran without holding the row
+        call = call_rows.lock(call_sid)  # re-taken: the charge ran without holding the row
         if call is None or call.seq != seq:
-            db.session.commit()
+            call_rows.release()
             return xml_response(_saved_answer(call))
     else:
         label = _PAY_RESULT_LABELS.get(result, UNAVAILABLE)
         if label == UNAVAILABLE:
             logger.warning("call %s: <Pay> ended with %s (%s)", call_sid, result or "no result", form.get("PayErrorCode", ""))
         outcome = PayOutcome(label, {"pay_field": None})
-    ctx = calls.DbCallContext(call)
-    turn = flows.advance(State(call.state), outcome, ctx)
-    twiml = answer(call, turn, ctx)
-    db.session.commit()
+    ctx = DbCallContext(call)
+    twiml = answer(call, flows.advance(State(call.state), outcome, ctx), ctx)
+    assert twiml is not None, "a locked call row cannot move"
     return xml_response(twiml)
 
 
@@ -194,9 +186,9 @@ def _wait_for_other_delivery(call_sid: str, seq: int) -> CallRow | None:
     deadline = time.monotonic() + CHARGE_WAIT_SECONDS
     call = None
     while time.monotonic() < deadline:
-        db.session.commit()
+        call_rows.release()  # let the other delivery take the row
         time.sleep(0.1)
-        call = calls.lock(call_sid)
+        call = call_rows.lock(call_sid)
         if call is None or call.seq != seq:
             return call
     return call
@@ -215,7 +207,7 @@ def _charge(call: CallRow, token: str, form) -> PayOutcome:
     def mark_charging(payment) -> None:
         # Saved in the attempt's commit: a redelivery of this result then waits for this charge.
         call.data = {**data, "charging_seq": call.seq}
-        calls.save(call)  # locked: cannot fail
+        call_rows.save(call)  # locked: cannot fail
 
     charged = charge.charge_token(
         account,
@@ -252,14 +244,14 @@ def _charge(call: CallRow, token: str, form) -> PayOutcome:
 @twilio_signed
 def pay_status():
     """``<Pay>`` progress: remember which field the caller is entering (agents see it)."""
-    call = calls.lock(request.form.get("CallSid", ""))
+    call = call_rows.lock(request.form.get("CallSid", ""))
     if call is not None:
         field = request.form.get("For")
         if field:
             call.data = {**(call.data or {}), "pay_field": field}
             call_events.emit("pay_field", call, field=field)
-            calls.save(call)
-    db.session.commit()
+            call_rows.save(call)
+    call_rows.release()
     return ("", 204)
 
 
@@ -268,18 +260,18 @@ def pay_status():
 def call_status():
     """Call status callback: record the status and close the call's session when it has ended."""
     record_status(request.form.get("CallSid", ""), request.form)
-    db.session.commit()
+    call_rows.release()
     return ("", 204)
 
 
 def record_status(call_sid: str, form) -> None:
-    """Keep Twilio's ``CallStatus`` on the call's row (locked) and tell the listeners."""
-    call = calls.lock(call_sid)
+    """Keep Twilio's ``CallStatus`` on the call's row (locked) and tell the listeners; the caller releases."""
+    call = call_rows.lock(call_sid)
     if call is None:
         return
     status = form.get("CallStatus", "")
     call.call_status = status
-    if status in calls.ENDED_CALL_STATUSES and call.ended_at is None:
+    if status in call_rows.ENDED_CALL_STATUSES and call.ended_at is None:
         call.ended_at = utcnow()
     call_events.emit("status", call, status=status, form=form)
-    calls.save(call)
+    call_rows.save(call)
