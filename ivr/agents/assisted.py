@@ -23,7 +23,7 @@ from ..extensions import db
 from ..masking import mask, mask_numbers
 from ..models import Account, CallSession, Payment, utcnow
 from ..money import charge
-from ..twilio.adapter import TwilioApiError
+from ..twilio.adapter import CARD_FIELDS, TwilioApiError
 from ..twilio.client import twilio_rest
 from ..voice.twiml import url
 from . import audit, statuses, transfers
@@ -37,7 +37,7 @@ from .validation import PayRequest
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ("payment-card-number", "expiration-date", "security-code", "postal-code")
+FIELDS = CARD_FIELDS  # the fields a Payments session asks for, as <Pay> does
 FIELD_PARAMS = {
     "payment-card-number": "PaymentCardNumber",
     "expiration-date": "ExpirationDate",

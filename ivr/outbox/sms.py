@@ -8,6 +8,7 @@ from typing import Any, Protocol, TextIO
 
 from ..masking import mask
 from ..twilio.adapter import SentMessage, TwilioApiError, TwilioRest
+from ..twilio.client import rest_from_config
 
 __all__ = [
     "SandboxSmsSender",
@@ -59,13 +60,7 @@ def build_sms_sender(config: Mapping[str, Any]) -> SmsSender:
     """Return the sender named by ``config["SMS_SENDER"]`` ('twilio' or 'sandbox')."""
     choice = (config.get("SMS_SENDER") or "").strip().lower()
     if choice == "twilio":
-        rest = TwilioRest(
-            config["TWILIO_ACCOUNT_SID"],
-            config["TWILIO_AUTH_TOKEN"],
-            from_number=config["TWILIO_FROM_NUMBER"],
-            api_base=config.get("TWILIO_API_BASE"),
-        )
-        return TwilioSmsSender(rest)
+        return TwilioSmsSender(rest_from_config(config))
     if choice == "sandbox":
         return SandboxSmsSender()
     raise ValueError(f"SMS_SENDER must be 'twilio' or 'sandbox', not {choice!r}")

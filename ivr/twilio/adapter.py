@@ -21,6 +21,10 @@ from ..masking import mask_numbers
 logging.getLogger("twilio").setLevel(logging.WARNING)
 
 
+# The card fields Twilio's <Pay> and its Payments API collect, in the order a caller keys them.
+CARD_FIELDS = ("payment-card-number", "expiration-date", "security-code", "postal-code")
+
+
 def compute_signature(url: str, params: Mapping[str, Any], auth_token: str) -> str:
     """Return the ``X-Twilio-Signature`` Twilio would send for a form POST of ``params`` to ``url``."""
     return RequestValidator(auth_token).compute_signature(url, params)

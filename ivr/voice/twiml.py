@@ -8,7 +8,6 @@ from flows import Keys, Pay, Prompt, Turn
 from ..twilio import adapter as twilio_adapter
 from .spoken import say
 
-PAY_FIELDS = ("payment-card-number", "expiration-date", "security-code", "postal-code")
 _PAY_PROMPT_KEYS = {
     "payment-card-number": "pay_card_number",
     "expiration-date": "pay_expiration_date",
@@ -99,7 +98,7 @@ def _add_pay(response, lang: str, seq: int, description: str) -> None:
         language=settings["pay_language"],
         description=description or None,
     )
-    for field in PAY_FIELDS:
+    for field in twilio_adapter.CARD_FIELDS:
         key = _PAY_PROMPT_KEYS[field]
         first = pay.prompt(for_=field, attempt=1)
         first.say(prompts.text(key, lang), voice=settings["voice"], language=settings["language"])

@@ -10,7 +10,7 @@ from ivr.agents import assisted, statuses, transfers
 from ivr.agents.models import Agent, AssistedPayment, Transfer
 from ivr.extensions import db
 
-AGENTS = Path(__file__).resolve().parent.parent / "ivr" / "agents"
+AGENTS = Path(__file__).resolve().parents[2] / "ivr" / "agents"
 
 
 def reachable(table):

@@ -1,30 +1,32 @@
 """The callback call: answered already identified, voicemail, no answer, channel=callback."""
 
-# Fixtures are imported from test_reminder_fixtures, so their names reappear as arguments.
+# Fixtures are imported from reminder_fixtures, so their names reappear as arguments.
 # ruff: noqa: F811
 
 import html
 
 import pytest
 import sqlalchemy as sa
-from helpers import BASE, CallActions
+from helpers import BASE
 from lxml import etree
-from test_reminder_fixtures import MEMBER, ORG, callback_query, clock, fake_twilio  # noqa: F401
-from test_reminder_page import call_me_now, link
+from reminder_fixtures import (  # noqa: F401  (fixtures)
+    MEMBER,
+    ORG,
+    OUR_NUMBER,
+    answer,
+    app_config,
+    call_me_now,
+    callback_query,
+    clock,
+    fake_twilio,
+    link,
+    requested_callback,
+)
 
 from ivr.extensions import db
 from ivr.models import Account, CallSession, Payment
 from ivr.outbox.models import OutboxMessage
 from ivr.reminders.models import Callback
-
-OUR_NUMBER = "+12025550100"  # a geographic number, so a receipt sent to it by mistake would show
-
-
-@pytest.fixture
-def app_config(app_config):
-    app_config["SECRET_KEY"] = "test-secret"
-    app_config["TWILIO_FROM_NUMBER"] = OUR_NUMBER
-    return app_config
 
 
 @pytest.fixture
@@ -32,25 +34,6 @@ def stripe_and_twilio(stripe_api, fake_twilio):
     """Stripe faked at the HTTP layer, with requests to the loopback Twilio fake let through."""
     stripe_api.rsps.add_passthru(fake_twilio.url)
     return stripe_api
-
-
-def requested_callback(app, client, make_account, fake_twilio, **fields):
-    """A member pressed "Call me now": returns (page path, Twilio's side of the call)."""
-    path = link(app, make_account(**fields))
-    assert call_me_now(client, path).status_code == 303
-    created = fake_twilio.created_calls[-1]
-    with app.app_context():
-        callback = db.session.get(Callback, int(callback_query(created)))
-        call = CallActions(client, from_=OUR_NUMBER, to=MEMBER, call_sid=callback.call_sid)
-    call.created = created
-    return path, call
-
-
-def answer(call, answered_by="human"):
-    """Twilio requests the call's Url once the member's phone answers."""
-    return call.post(
-        call.created["Url"], call.params(Direction="outbound-api", AnsweredBy=answered_by)
-    )
 
 
 def status(call, call_status, **extra):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from live import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Set-up lines the test environment has already done the same way (scripts/test runs them).
 SETUP = {
     "python3 -m venv .venv && . .venv/bin/activate",

@@ -10,7 +10,7 @@ from payments import InvalidWebhook, PaymentUnavailable, build_gateway
 from payments.sandbox import SandboxGateway
 
 WEBHOOK_SECRET = "whsec_sandbox_test"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def charge(gw, token, key="payment-1:attempt-1"):

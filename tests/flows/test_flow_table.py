@@ -12,7 +12,7 @@ from flows.engine import KeyPress, PayOutcome, Silence, advance, start
 from flows.render import markdown
 from flows.steps import STAR, AccountView
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_state_has_a_step_and_every_target_exists():

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_reminder_callback import answer, app_config, requested_callback  # noqa: F401
-from test_reminder_fixtures import ORG, clock, fake_twilio  # noqa: F401
+from reminder_fixtures import ORG, answer, app_config, clock, fake_twilio, requested_callback  # noqa: F401
 
 from ivr.extensions import db
 from ivr.models import Account, CallSession
 
 GOODBYE = f"Thank you for calling {ORG}. Goodbye."
-IVR = Path(__file__).resolve().parent.parent / "ivr"
+IVR = Path(__file__).resolve().parents[2] / "ivr"
 
 
 def test_webhooks_start_calls_by_entry_name_not_by_state():

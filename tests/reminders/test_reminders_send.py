@@ -1,6 +1,6 @@
 """`ivr reminders send`: which bills get a text, once per bill, and how the worker delivers them."""
 
-# Fixtures are imported from test_reminder_fixtures, so their names reappear as arguments.
+# Fixtures are imported from reminder_fixtures, so their names reappear as arguments.
 # ruff: noqa: F811
 
 from datetime import UTC, date, datetime
@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from helpers import BASE
-from test_reminder_fixtures import MEMBER, NOON_UTC, clock, fake_twilio, text_in, token_from  # noqa: F401
+from reminder_fixtures import MEMBER, NOON_UTC, clock, fake_twilio, text_in, token_from  # noqa: F401
 
 from ivr.cli import main
 from ivr.extensions import db

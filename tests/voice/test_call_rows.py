@@ -122,7 +122,7 @@ def test_the_voice_webhooks_leave_every_commit_to_call_rows():
     # One owner of the commit on the hot path: a webhook ends with call_rows.commit_answer/release.
     from pathlib import Path
 
-    wing = Path(__file__).resolve().parent.parent / "ivr" / "voice"
+    wing = Path(__file__).resolve().parents[2] / "ivr" / "voice"
     for path in wing.glob("*.py"):
         if path.name == "call_rows.py":
             continue

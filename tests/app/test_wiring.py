@@ -12,7 +12,7 @@ from ivr import create_app
 from ivr.cli import main
 from ivr.voice import events
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("ivr", "flows", "payments", "prompts")
 SANDBOX = {"PAYMENT_GATEWAY": "sandbox", "SMS_SENDER": "sandbox"}
 
@@ -223,3 +223,18 @@ def test_a_configuration_problem_is_one_line_not_a_traceback():
     assert broken.exit_code == 1
     assert broken.stderr == "Error: IVR_ENV must be 'development' or 'production', not 'staging'\n"
     assert fine.exit_code == 0 and "| State |" in fine.output
+
+
+def test_ivr_keeps_at_most_twelve_modules_at_its_top():
+    # Everything else lives in a wing named for what it does (README, "How it is built").
+    modules = sorted(path.name for path in (ROOT / "ivr").glob("*.py"))
+    assert len(modules) <= 12, modules
+
+
+def test_one_place_builds_the_twilio_rest_client():
+    builders = []
+    for path in (ROOT / "ivr").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "TwilioRest":
+                builders.append(str(path.relative_to(ROOT)))
+    assert builders == ["ivr/twilio/client.py"]

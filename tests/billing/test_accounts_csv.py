@@ -11,7 +11,7 @@ from ivr.cli import main
 from ivr.models import Account
 
 SAMPLE = Path(__file__).parent / "data" / "accounts_sample.csv"
-DEMO = Path(__file__).parent.parent / "ivr" / "demo_accounts.csv"
+DEMO = Path(__file__).parents[2] / "ivr" / "demo_accounts.csv"
 HEADER = "account_number,name,phone,balance,due_date,email,language\n"
 
 

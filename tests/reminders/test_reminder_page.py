@@ -1,6 +1,6 @@
 """The reminder link: signed expiring tokens, the `/r/<token>` page, "Call me now", limits."""
 
-# Fixtures are imported from test_reminder_fixtures, so their names reappear as arguments.
+# Fixtures are imported from reminder_fixtures, so their names reappear as arguments.
 # ruff: noqa: F811
 
 import html
@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from helpers import BASE
-from test_reminder_fixtures import MEMBER, NOON_UTC, clock, fake_twilio  # noqa: F401
+from reminder_fixtures import MEMBER, NOON_UTC, SECRET, call_me_now, clock, csrf_of, fake_twilio, link  # noqa: F401
 
 from ivr.extensions import db
 from ivr.models import Account
@@ -20,35 +20,11 @@ from ivr.reminders import callbacks as callbacks_module
 from ivr.reminders import tokens
 from ivr.reminders.models import Callback
 
-SECRET = "test-secret"
-
 
 @pytest.fixture
 def app_config(app_config):
     app_config["SECRET_KEY"] = SECRET
     return app_config
-
-
-def link(app, account_id: int, at: datetime = NOON_UTC) -> str:
-    with app.app_context():
-        account = db.session.get(Account, account_id)
-        return "/r/" + tokens.issue(SECRET, account.id, account.phone, at)
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf" value="([0-9a-f]+)"', html).group(1)
-
-
-_forms: dict[tuple[int, str], str] = {}
-
-
-def call_me_now(client, path: str, **extra):
-    """Press "Call me now" on the page, as opened in this browser (perhaps a while ago)."""
-    page = client.get(path)
-    assert page.status_code == 200, page.status_code
-    if 'name="csrf"' in page.text:
-        _forms[id(client), path] = csrf_of(page.text)
-    return client.post(path, data={"csrf": _forms[id(client), path], **extra})
 
 
 def shown(response) -> str:

@@ -5,7 +5,7 @@ import re
 import pytest
 import sqlalchemy as sa
 from agent_fixtures import app_config, fake_twilio  # noqa: F401  (fixtures)
-from test_agent_support import audit_rows, new_agent
+from agent_support import audit_rows, new_agent
 
 from ivr.agents.models import Agent
 from ivr.extensions import db

@@ -15,9 +15,9 @@ import requests
 import responses
 import sqlalchemy as sa
 from agent_fixtures import _stripe, app_config, fake_twilio  # noqa: F401  (fixtures)
+from agent_support import audit_rows, bearer, new_agent
 from helpers import BASE, CallActions
 from live import ivr_env
-from test_agent_support import audit_rows, bearer, new_agent
 
 from ivr.agents import callbacks
 from ivr.agents.models import Agent, CallbackDelivery, Transfer

@@ -1,13 +1,18 @@
 """Fixtures and helpers shared by the reminder tests (this module holds no tests of its own)."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fake_twilio import FakeTwilio
-from helpers import ACCOUNT_SID, BASE, TOKEN
+from helpers import ACCOUNT_SID, BASE, TOKEN, CallActions
 from lxml import etree
 
+from ivr.extensions import db
+from ivr.models import Account
+from ivr.reminders import tokens
+from ivr.reminders.models import Callback
 from ivr.twilio.adapter import compute_signature
 
 # 10:00 in New York on Thursday 3 December 2026: inside quiet hours' window everywhere in the US.
@@ -89,3 +94,58 @@ def callback_query(created_call: dict) -> str:
 def token_from(body: str) -> str:
     """The token of the ``/r/<token>`` link in a reminder text."""
     return body.split("/r/", 1)[1].split()[0]
+
+
+# --- the link page and the callback, as a member uses them ------------------------------------
+
+SECRET = "test-secret"
+OUR_NUMBER = "+12025550100"  # a geographic number, so a receipt sent to it by mistake would show
+
+
+@pytest.fixture
+def app_config(app_config):
+    """The app of the callback tests: a link secret, and our number placing the calls."""
+    app_config["SECRET_KEY"] = SECRET
+    app_config["TWILIO_FROM_NUMBER"] = OUR_NUMBER
+    return app_config
+
+
+def link(app, account_id: int, at: datetime = NOON_UTC) -> str:
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        return "/r/" + tokens.issue(SECRET, account.id, account.phone, at)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', html).group(1)
+
+
+_forms: dict[tuple[int, str], str] = {}
+
+
+def call_me_now(client, path: str, **extra):
+    """Press "Call me now" on the page, as opened in this browser (perhaps a while ago)."""
+    page = client.get(path)
+    assert page.status_code == 200, page.status_code
+    if 'name="csrf"' in page.text:
+        _forms[id(client), path] = csrf_of(page.text)
+    return client.post(path, data={"csrf": _forms[id(client), path], **extra})
+
+
+def requested_callback(app, client, make_account, fake_twilio, **fields):
+    """A member pressed "Call me now": returns (page path, Twilio's side of the call)."""
+    path = link(app, make_account(**fields))
+    assert call_me_now(client, path).status_code == 303
+    created = fake_twilio.created_calls[-1]
+    with app.app_context():
+        callback = db.session.get(Callback, int(callback_query(created)))
+        call = CallActions(client, from_=OUR_NUMBER, to=MEMBER, call_sid=callback.call_sid)
+    call.created = created
+    return path, call
+
+
+def answer(call, answered_by="human"):
+    """Twilio requests the call's Url once the member's phone answers."""
+    return call.post(
+        call.created["Url"], call.params(Direction="outbound-api", AnsweredBy=answered_by)
+    )

@@ -7,8 +7,8 @@ import json
 import pytest
 import sqlalchemy as sa
 from agent_fixtures import _stripe, app_config, fake_twilio  # noqa: F401  (fixtures)
+from agent_support import audit_rows, bearer, new_agent, signed_post, twilio_params
 from helpers import BASE
-from test_agent_support import audit_rows, bearer, new_agent, signed_post, twilio_params
 
 from ivr.agents.models import AssistedPayment
 from ivr.extensions import db

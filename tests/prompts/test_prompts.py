@@ -11,7 +11,7 @@ from helpers import BASE, CallActions
 import prompts
 from prompts import amounts, dates, sms
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ORG = "Riverbend Electric Cooperative"
 
 

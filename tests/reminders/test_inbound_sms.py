@@ -1,13 +1,13 @@
 """`POST /twilio/sms`: PAY/PAGAR, BAL/SALDO, the STOP family, START, HELP, and unknown numbers."""
 
-# Fixtures are imported from test_reminder_fixtures, so their names reappear as arguments.
+# Fixtures are imported from reminder_fixtures, so their names reappear as arguments.
 # ruff: noqa: F811
 
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from test_reminder_fixtures import MEMBER, ORG, clock, fake_twilio, signed_post, text_in  # noqa: F401
+from reminder_fixtures import MEMBER, ORG, clock, fake_twilio, signed_post, text_in  # noqa: F401
 
 from ivr.extensions import db
 from ivr.reminders.models import Callback, SmsOptOut
