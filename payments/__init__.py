@@ -7,6 +7,7 @@ from .gateway import (
     PaymentError,
     PaymentGateway,
     PaymentUnavailable,
+    RefundResult,
 )
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "PaymentError",
     "PaymentGateway",
     "PaymentUnavailable",
+    "RefundResult",
     "build_gateway",
 ]
 

@@ -1,11 +1,12 @@
-"""What the rest of the system knows about charging a card: one Protocol, frozen results, errors.
+"""What the rest of the system knows about charging and refunding a card: one Protocol, frozen results, errors.
 
 Expected business outcomes (approved, declined) are values; infrastructure trouble (network,
 5xx, auth) is an exception, so a caller can never mistake "Stripe was down" for "declined".
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 
@@ -33,6 +34,56 @@ class ChargeResult:
     status: str | None = None  # the PaymentIntent status as Stripe reported it
 
 
+# Refund statuses under which the money has left (or is leaving) the co-op's Stripe balance:
+# Stripe debits the balance when the refund is created, and credits it back only if it fails.
+REFUND_MONEY_MOVED = frozenset({"pending", "succeeded"})
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """One Stripe Refund as the processor reported it, or ``refused`` when Stripe would not create it."""
+
+    refund_id: str | None
+    amount_cents: int
+    status: str  # Stripe's: pending, requires_action, succeeded, failed, canceled; or "refused"
+    created_at: datetime | None = None  # when Stripe created it (UTC)
+    payment_intent_id: str | None = None
+    failure_code: str | None = None  # why Stripe refused (charge_already_refunded, amount_too_large, ...)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def money_moved(self) -> bool:
+        """True when this refund took money out of the co-op's Stripe balance."""
+        return self.refund_id is not None and self.status in REFUND_MONEY_MOVED
+
+    @classmethod
+    def from_stripe(cls, refund: Mapping[str, Any]) -> "RefundResult":
+        """Read a Refund object as Stripe sends it (API answer or webhook ``data.object``)."""
+        return cls(
+            refund_id=refund.get("id"),
+            amount_cents=int(refund.get("amount") or 0),
+            status=str(refund.get("status") or ""),
+            created_at=from_unix(refund.get("created")),
+            payment_intent_id=object_id(refund.get("payment_intent")),
+            failure_code=refund.get("failure_reason"),
+            metadata={str(k): str(v) for k, v in (refund.get("metadata") or {}).items()},
+        )
+
+
+def object_id(field: Any) -> str | None:
+    """The id in an expandable Stripe field: the string itself, or the expanded object's ``id``."""
+    if isinstance(field, Mapping):
+        field = field.get("id")
+    return field if isinstance(field, str) else None
+
+
+def from_unix(seconds: Any) -> datetime | None:
+    """A Stripe timestamp (seconds since the epoch) as an aware UTC datetime; None when absent."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 @dataclass(frozen=True)
 class GatewayEvent:
     """A verified webhook event, reduced to what reconciliation needs."""
@@ -40,10 +91,11 @@ class GatewayEvent:
     id: str
     type: str
     object: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None  # when Stripe created the event (UTC)
 
 
 class PaymentGateway(Protocol):
-    """Charges a tokenized card; implemented by StripeGateway and SandboxGateway."""
+    """Charges a tokenized card and refunds it; implemented by StripeGateway and SandboxGateway."""
 
     def charge(
         self,
@@ -57,6 +109,28 @@ class PaymentGateway(Protocol):
         description: str | None = None,
     ) -> ChargeResult:
         """Create and confirm one PaymentIntent for ``token`` (``pm_…`` or ``tok_…``).
+
+        :raises PaymentUnavailable: network failure, 5xx, rate limit or auth failure.
+        """
+        ...
+
+    def refund(
+        self,
+        *,
+        payment_intent_id: str,
+        amount_cents: int,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
+    ) -> RefundResult:
+        """Create one Refund of ``amount_cents`` against the PaymentIntent; ``refused`` when Stripe says no.
+
+        :raises PaymentUnavailable: network failure, 5xx, rate limit, auth or idempotency failure
+            (the refund may or may not exist: retry with the same key).
+        """
+        ...
+
+    def refunds_of(self, payment_intent_id: str) -> Sequence[RefundResult]:
+        """Every Refund of the PaymentIntent, as Stripe lists them.
 
         :raises PaymentUnavailable: network failure, 5xx, rate limit or auth failure.
         """

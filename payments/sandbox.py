@@ -6,9 +6,10 @@ PaymentIntent id from the idempotency key alone.
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
-from .gateway import ChargeResult, GatewayEvent, PaymentUnavailable
+from .gateway import ChargeResult, GatewayEvent, PaymentUnavailable, RefundResult
 from .sandbox_cards import BY_PAYMENT_METHOD
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,27 @@ class SandboxGateway:
             )
         logger.info("sandbox: approved %s", intent_id)
         return ChargeResult(True, intent_id, None, card.brand, last4, "succeeded")
+
+    def refund(
+        self,
+        *,
+        payment_intent_id: str,
+        amount_cents: int,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
+    ) -> RefundResult:
+        """Refund as Stripe's test mode does for a card: at once, ``succeeded``.
+
+        The sandbox keeps no state, so it cannot know what remains to refund; the caller checks that.
+        """
+        refund_id = "re_sandbox_" + hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:24]
+        logger.info("sandbox: refunded %s", refund_id)
+        return RefundResult(refund_id, int(amount_cents), "succeeded", datetime.now(UTC), payment_intent_id,
+                            metadata=dict(metadata))
+
+    def refunds_of(self, payment_intent_id: str) -> Sequence[RefundResult]:
+        """None: the sandbox keeps no state, and each refund it made was recorded from its own answer."""
+        return []
 
     def parse_event(self, payload: bytes, signature: str) -> GatewayEvent:
         """Verify a ``Stripe-Signature`` header exactly as the Stripe gateway does.

@@ -5,13 +5,13 @@ knowing whether Stripe can serve us (network, 5xx, auth, rate limit) raises Paym
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import stripe
 from stripe.params import PaymentIntentCreateParams
 
-from .gateway import ChargeResult, GatewayEvent, InvalidWebhook, PaymentUnavailable
+from .gateway import ChargeResult, GatewayEvent, InvalidWebhook, PaymentUnavailable, RefundResult, from_unix
 
 logger = logging.getLogger(__name__)
 # The SDK logs request and response bodies at INFO/DEBUG: card tokens, metadata with account numbers.
@@ -85,14 +85,50 @@ class StripeGateway:
             # APIConnectionError, APIError (5xx), RateLimitError, AuthenticationError,
             # PermissionError, IdempotencyError, …: nothing about the card, so the caller
             # hears "try later", not "declined".
-            logger.warning(
-                "stripe unavailable: %s (http %s, request %s)",
-                type(error).__name__,
-                error.http_status,
-                error.request_id,
-            )
+            _log_unavailable(error)
             raise PaymentUnavailable(f"Stripe unavailable: {type(error).__name__}") from error
         return _result_of_intent(intent.to_dict())
+
+    def refund(
+        self,
+        *,
+        payment_intent_id: str,
+        amount_cents: int,
+        idempotency_key: str,
+        metadata: Mapping[str, str],
+    ) -> RefundResult:
+        """Create one Refund of ``amount_cents`` against the PaymentIntent; ``refused`` when Stripe says no.
+
+        :raises PaymentUnavailable: network failure, 5xx, rate limit, auth or idempotency failure.
+        """
+        try:
+            refund = self._client.v1.refunds.create(
+                params={"payment_intent": payment_intent_id, "amount": int(amount_cents), "metadata": dict(metadata)},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.InvalidRequestError as error:
+            # Already refunded, more than remains, disputed, …: Stripe created nothing.
+            logger.warning("stripe refused the refund: code=%s request=%s", error.code, error.request_id)
+            return RefundResult(None, int(amount_cents), "refused", failure_code=error.code or "refused",
+                                payment_intent_id=payment_intent_id)
+        except stripe.StripeError as error:
+            _log_unavailable(error)
+            raise PaymentUnavailable(f"Stripe unavailable: {type(error).__name__}") from error
+        result = RefundResult.from_stripe(refund.to_dict())
+        logger.info("stripe refund %s: %s", result.refund_id, result.status)
+        return result
+
+    def refunds_of(self, payment_intent_id: str) -> Sequence[RefundResult]:
+        """Every Refund of the PaymentIntent, as Stripe lists them.
+
+        :raises PaymentUnavailable: network failure, 5xx, rate limit or auth failure.
+        """
+        try:
+            page = self._client.v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100})
+            return [RefundResult.from_stripe(refund.to_dict()) for refund in page.auto_paging_iter()]
+        except stripe.StripeError as error:
+            _log_unavailable(error)
+            raise PaymentUnavailable(f"Stripe unavailable: {type(error).__name__}") from error
 
     def parse_event(self, payload: bytes, signature: str) -> GatewayEvent:
         """Verify a ``Stripe-Signature`` header and return the event.
@@ -171,7 +207,13 @@ def _verified(
         or not isinstance(obj, dict)
     ):
         raise InvalidWebhook("payload is not a Stripe event")
-    return GatewayEvent(id=event_id, type=event_type, object=obj)
+    return GatewayEvent(id=event_id, type=event_type, object=obj, created_at=from_unix(values.get("created")))
+
+
+def _log_unavailable(error: stripe.StripeError) -> None:
+    logger.warning(
+        "stripe unavailable: %s (http %s, request %s)", type(error).__name__, error.http_status, error.request_id
+    )
 
 
 def _result_of_intent(intent: Mapping[str, Any]) -> ChargeResult:

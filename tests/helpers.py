@@ -2,9 +2,11 @@
 
 import json
 import re
+import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
+import requests
 from lxml import etree
 
 from ivr.twilio.adapter import compute_signature
@@ -110,21 +112,34 @@ def _stripe_error(status, error):
     return (status, {"Content-Type": "application/json", "Request-Id": "req_test"}, json.dumps({"error": error}))
 
 
-class StripeFake:
-    """Stripe's PaymentIntents and PaymentMethods endpoints, stateful, with real idempotency.
+def _form(request):
+    return {k: v[0] for k, v in parse_qs(request.body if isinstance(request.body, str) else request.body.decode()).items()}
 
-    Response bodies follow the documented PaymentIntent and error objects. ``fail_next`` makes the
-    next N requests answer 500 (and, as Stripe does, the saved result of a key is replayed).
+
+class StripeFake:
+    """Stripe's PaymentIntents, PaymentMethods and Refunds endpoints, stateful, with real idempotency.
+
+    Response bodies follow the documented PaymentIntent, Refund and error objects. ``fail_next`` makes
+    the next N requests answer 500 (and, as Stripe does, the saved result of a key is replayed).
+    ``now`` is Stripe's clock (a Refund's ``created``); ``before_refund_answer(refund)`` runs after a
+    refund exists and before its answer leaves, as a webhook may arrive first; ``drop_next`` loses
+    the next N refund requests on the way (a network failure: Stripe never sees them).
     """
 
     def __init__(self, rsps, base="https://api.stripe.com"):
         self.rsps = rsps
         self.saved = {}
         self.intents = []  # every PaymentIntent actually created
+        self.refunds = []  # every Refund actually created
         self.requests = []
         self.fail_next = 0
+        self.now = lambda: int(time.time())
+        self.before_refund_answer = None
+        self.drop_next = 0
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_intents$"), self._create_intent)
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_methods$"), self._create_pm)
+        rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/refunds$"), self._create_refund)
+        rsps.add_callback("GET", re.compile(re.escape(base) + r"/v1/refunds(\?.*)?$"), self._list_refunds)
 
     def _create_intent(self, request):
         self.requests.append(request)
@@ -182,6 +197,52 @@ class StripeFake:
             return _stripe_error(400, {"type": "invalid_request_error", "code": "resource_missing", "message": "No such token"})
         body = {"id": card.payment_method, "object": "payment_method", "type": "card",
                 "card": {"brand": card.brand, "last4": card.number[-4:]}}
+        return (200, {"Content-Type": "application/json"}, json.dumps(body))
+
+    def add_refund(self, payment_intent, amount, metadata=None):
+        """A Refund as Stripe creates it (from the dashboard too), or None when more than remains is asked."""
+        refunded = sum(r["amount"] for r in self.refunds if r["payment_intent"] == payment_intent)
+        charged = next((i["amount"] for i in self.intents if i["id"] == payment_intent), None)
+        if charged is not None and refunded + amount > charged:
+            return None
+        refund = {
+            "id": "re_" + uuid.uuid4().hex[:24], "object": "refund", "amount": amount, "currency": "usd",
+            "charge": "ch_" + payment_intent[3:], "payment_intent": payment_intent, "status": "succeeded",
+            "reason": None, "created": self.now(), "metadata": dict(metadata or {}),
+        }
+        self.refunds.append(refund)
+        return refund
+
+    def _create_refund(self, request):
+        if self.drop_next:
+            self.drop_next -= 1
+            raise requests.ConnectionError("connection reset before Stripe received the request")
+        self.requests.append(request)
+        key = request.headers.get("Idempotency-Key")
+        if key in self.saved:
+            return self.saved[key]
+        if self.fail_next:
+            self.fail_next -= 1
+            answer = _stripe_error(500, {"type": "api_error", "message": "An unknown error occurred"})
+            self.saved[key] = answer
+            return answer
+        form = _form(request)
+        metadata = {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")}
+        refund = self.add_refund(form["payment_intent"], int(form["amount"]), metadata)
+        if refund is None:
+            answer = _stripe_error(400, {"type": "invalid_request_error", "code": "amount_too_large", "param": "amount",
+                                         "message": "Refund amount is greater than unrefunded amount on charge"})
+        else:
+            if self.before_refund_answer is not None:
+                self.before_refund_answer(refund)
+            answer = (200, {"Content-Type": "application/json", "Request-Id": "req_test"}, json.dumps(refund))
+        self.saved[key] = answer
+        return answer
+
+    def _list_refunds(self, request):
+        wanted = parse_qs(urlsplit(request.url).query).get("payment_intent", [None])[0]
+        data = sorted((r for r in self.refunds if r["payment_intent"] == wanted), key=lambda r: -r["created"])
+        body = {"object": "list", "url": "/v1/refunds", "has_more": False, "data": data}
         return (200, {"Content-Type": "application/json"}, json.dumps(body))
 
     @property

@@ -53,10 +53,10 @@ def accounts_import_command(file: Path) -> None:
     "--date",
     "on_date",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Only payments made on this day (YYYY-MM-DD), a calendar day in ORG_TIMEZONE.",
+    help="Only the money that moved on this day (YYYY-MM-DD), a calendar day in ORG_TIMEZONE.",
 )
 def payments_export_command(on_date: datetime | None) -> None:
-    """Write the payments posting file (CSV) to stdout; paid_at is in UTC."""
+    """Write the posting file (CSV) to stdout: one row per payment, refund or dispute; paid_at is in UTC."""
     # The co-op's business day, not UTC's: an evening payment belongs to the day the member made it.
     tz = current_app.config.get("ORG_TIMEZONE") or "UTC"
     export_payments(

@@ -1,4 +1,4 @@
-"""The payments posting file the co-op loads into its billing system (contract.md)."""
+"""The posting file the co-op loads into its billing system: one row per money movement (contract.md)."""
 
 import csv
 from datetime import UTC, date, datetime, time, timedelta
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from prompts.amounts import decimal
 
 from ..models import Account, Payment
+from ..money.models import MoneyMovement
 
 COLUMNS = (
     "confirmation_number",
@@ -25,9 +26,11 @@ COLUMNS = (
     "status",
     # Extra columns go after the contract's ten, which billing systems read by position.
     "refunded_amount",
+    "type",
+    "entry_id",
 )
-# Money that actually moved; pending, declined and error attempts never reach the ledger.
-POSTED_STATUSES = ("succeeded", "refunded", "disputed")
+# Rows fetched from the database at a time: a busy day streams through in constant memory.
+BATCH_ROWS = 1000
 # Twilio <Pay> reports brands in display form; the file promises Stripe's lower-case names.
 _BRANDS = {"american express": "amex", "americanexpress": "amex", "master card": "mastercard"}
 
@@ -35,54 +38,59 @@ _BRANDS = {"american express": "amex", "americanexpress": "amex", "master card":
 def export_payments(
     session: Session, out: IO[str], *, on_date: date | None = None, tz: str = "UTC"
 ) -> int:
-    """Write posted payments to ``out`` as CSV, oldest first, and return how many rows.
+    """Write every money movement to ``out`` as CSV, oldest first, and return how many rows.
 
-    ``on_date`` keeps payments made on that calendar day in the time zone ``tz`` (an IANA
-    name; the ``ivr payments export`` command passes ``ORG_TIMEZONE``). ``paid_at`` is
-    always written in UTC.
+    One row per movement (``money_movements``): a payment positive; a refund or a dispute negative,
+    on the day it happened, with the original payment's confirmation number; a won dispute
+    positive. ``on_date`` keeps the movements of that calendar day in the time zone ``tz`` (an
+    IANA name; the ``ivr payments export`` command passes ``ORG_TIMEZONE``). ``paid_at`` is when
+    the row's money moved, always in UTC; ``status`` and ``refunded_amount`` are the payment's as
+    it stands now; ``entry_id`` is the same in every export, so nothing is posted twice.
     """
-    # A posted payment should always have paid_at; falling back keeps it in the file if not.
-    paid_at = sa.func.coalesce(Payment.paid_at, Payment.created_at)
     stmt = (
         sa.select(
             Payment.confirmation_number,
             Account.account_number,
-            Payment.amount_cents,
+            MoneyMovement.amount_cents,
             Payment.currency,
-            Payment.paid_at,
-            Payment.created_at,
+            MoneyMovement.occurred_at,
             Payment.channel,
             Payment.card_brand,
             Payment.card_last4,
             Payment.stripe_payment_intent,
             Payment.status,
             Payment.refunded_cents,
+            MoneyMovement.type,
+            MoneyMovement.entry_id,
         )
+        .join(Payment, MoneyMovement.payment_id == Payment.id)
         .join(Account, Payment.account_id == Account.id)
-        .where(Payment.status.in_(POSTED_STATUSES))
-        .order_by(paid_at, Payment.id)
+        .order_by(MoneyMovement.occurred_at, MoneyMovement.id)
     )
     if on_date is not None:
         start, end = day_bounds(on_date, tz)
-        stmt = stmt.where(paid_at >= start, paid_at < end)
+        stmt = stmt.where(MoneyMovement.occurred_at >= start, MoneyMovement.occurred_at < end)
 
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     count = 0
-    for row in session.execute(stmt):
+    # yield_per: rows arrive in batches (a server-side cursor on PostgreSQL), never a whole day at once.
+    for row in session.execute(stmt.execution_options(yield_per=BATCH_ROWS)):
         writer.writerow(
             (
                 row.confirmation_number or "",
                 row.account_number,
                 decimal(row.amount_cents),
                 (row.currency or "usd").upper(),
-                _utc_iso(row.paid_at or row.created_at),
+                _utc_iso(row.occurred_at),
                 row.channel,
                 _brand(row.card_brand),
                 row.card_last4 or "",
                 row.stripe_payment_intent or "",
                 row.status,
                 decimal(row.refunded_cents or 0),
+                row.type,
+                row.entry_id,
             )
         )
         count += 1

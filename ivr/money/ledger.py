@@ -1,7 +1,8 @@
 """Record payments exactly once: open an attempt before charging, settle it once, queue one receipt.
 
 The settle step is a conditional update (``WHERE status IN ('pending','error')``), so the pay webhook
-and Stripe's own webhook can both report the same charge and only the first one counts.
+and Stripe's own webhook can both report the same charge and only the first one counts; that one
+also writes the payment's row of the posting file (``movements``) in the same transaction.
 """
 
 import logging
@@ -23,6 +24,7 @@ from ..masking import mask
 from ..models import Account, Payment, utcnow
 from ..outbox.models import OutboxMessage
 from ..phones import can_receive_sms, to_e164
+from . import movements
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def _new_confirmation_number() -> str:
 
 
 def settle(payment: Payment, result: ChargeResult, now: datetime | None = None) -> Payment:
-    """Apply a charge result once; on approval reduce the balance and queue the receipt."""
+    """Apply a charge result once; on approval reduce the balance, record the money in and queue the receipt."""
     now = now or utcnow()
     if result.approved:
         confirmation = _new_confirmation_number()
@@ -102,6 +104,7 @@ def settle(payment: Payment, result: ChargeResult, now: datetime | None = None) 
             )
             db.session.refresh(payment)
             db.session.refresh(payment.account)
+            movements.record_payment(payment)
             queue_receipt(payment)
             logger.info("payment %s approved for account %s", payment.id, mask(payment.account.account_number))
             return payment  # both rows were just read back

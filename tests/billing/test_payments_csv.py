@@ -7,7 +7,11 @@ from click.testing import CliRunner
 
 from ivr.billing.payments_csv import export_payments
 from ivr.cli import main
+from ivr.extensions import db
 from ivr.models import Account, Payment
+from ivr.money import ledger
+from ivr.money.movements import payment_movement
+from payments import ChargeResult
 
 CONTRACT_COLUMNS = [
     "confirmation_number",
@@ -58,6 +62,9 @@ def pay(session, account):
         )
         session.add(payment)
         session.commit()
+        # The file is read from the money-movements ledger: the row ledger.settle writes for a settled payment.
+        session.add(payment_movement(payment))
+        session.commit()
         made.append(payment)
         return payment
 
@@ -96,6 +103,7 @@ def test_export_header_and_row_format(session, pay):
     assert row["card_last4"] == "4242"
     assert row["stripe_payment_intent"] == "pi_" + "0" * 23 + "1"
     assert row["status"] == "succeeded"
+    assert (row["type"], row["entry_id"]) == ("payment", "pay_1")
 
 
 @pytest.mark.parametrize(
@@ -117,14 +125,23 @@ def test_export_card_brand_lower_case(session, pay, brand, expected):
     assert export(session)[0]["card_brand"] == expected
 
 
-def test_export_only_money_that_moved(session, pay):
-    moment = datetime(2026, 11, 22, 12, tzinfo=UTC)
-    for status in ("pending", "succeeded", "declined", "error", "refunded", "disputed"):
-        pay(moment if status != "pending" else None, status=status)
+def test_export_only_money_that_moved(app, make_account):
+    # Attempts as every channel leaves them: approved, declined, processor unreachable, never answered.
+    with app.app_context():
+        account = db.session.get(Account, make_account())
+        attempts = {}
+        for key in ("approved", "declined", "unavailable", "pending"):
+            attempts[key] = ledger.open_attempt(attempt_key=key, account=account, amount_cents=2500, call_sid=None,
+                                                channel="ivr", language="en", caller=None)
+        db.session.commit()
+        ledger.settle(attempts["approved"], ChargeResult(True, "pi_approved", card_brand="visa", card_last4="4242"))
+        ledger.settle(attempts["declined"], ChargeResult(False, "pi_declined", decline_code="insufficient_funds"))
+        ledger.mark_unavailable(attempts["unavailable"])
+        db.session.commit()
 
-    rows = export(session)
+        rows = export(db.session)
 
-    assert [row["status"] for row in rows] == ["succeeded", "refunded", "disputed"]
+    assert [(row["stripe_payment_intent"], row["amount"], row["type"]) for row in rows] == [("pi_approved", "25.00", "payment")]
 
 
 def test_export_refunded_amount_follows_contract_columns(session, pay):
@@ -181,7 +198,7 @@ def test_export_of_nothing_is_just_the_header(session):
     out = io.StringIO()
 
     assert export_payments(session, out, on_date=date(2026, 11, 22)) == 0
-    assert out.getvalue().splitlines() == [",".join(CONTRACT_COLUMNS) + ",refunded_amount"]
+    assert out.getvalue().splitlines() == [",".join(CONTRACT_COLUMNS) + ",refunded_amount,type,entry_id"]
 
 
 def test_export_command_uses_org_timezone_day(session, pay, database_url):
