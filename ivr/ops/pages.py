@@ -1,0 +1,5 @@
+"""Routes of the operations console (filled in below)."""
+
+from flask import Blueprint
+
+bp = Blueprint("ops", __name__)
