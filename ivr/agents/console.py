@@ -1,7 +1,8 @@
 """The agent console at ``/agent``: sign in with name + API key, then one page that drives the API.
 
 Plain HTML, one CSS and one JS file, no build step. Forms carry Flask-WTF's CSRF token (checked
-before any view runs); the page's JavaScript sends it in ``X-CSRF-Token``. Sessions live in a signed, HttpOnly, SameSite=Strict cookie.
+before any view runs); the page's JavaScript sends it in ``X-CSRF-Token``. Sessions live in a
+signed, HttpOnly, SameSite=Strict cookie.
 """
 
 import logging
