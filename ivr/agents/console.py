@@ -54,13 +54,13 @@ def _stale_form(_error):
     """A form without its token: the sign-in page says so; other posts get a plain 403."""
     if request.endpoint == "agent_console.login":
         name = request.form.get("name", "").strip()[:80]
-        return _login_page(
+        return login_page(
             error="Your sign-in form expired. Please try again.", status=400, name=name
         )
     return make_response("The form's security token is missing or stale; reload the page.", 403)
 
 
-def _login_page(*, error: str | None = None, status: int = 200, name: str = "", next_url: str = "/agent"):
+def login_page(*, error: str | None = None, status: int = 200, name: str = "", next_url: str = "/agent"):
     """The sign-in form (shared by /agent and /ops; ``next_url`` is where it returns)."""
     return make_response(
         render_template(
@@ -80,7 +80,7 @@ def console():
     """The console for a signed-in agent, else the sign-in page."""
     caller = read_session()
     if caller is None:
-        return _login_page()
+        return login_page()
     db.session.commit()
     return render_template(
         "agent_console.html",
@@ -101,7 +101,7 @@ def login():
         verdict = limits.peek("login", subject)
         if not verdict.allowed:
             minutes = max(1, verdict.retry_after // 60)
-            return _login_page(
+            return login_page(
                 error=f"Too many failed sign-ins. Try again in {minutes} minutes.",
                 status=429,
                 name=name,
@@ -113,7 +113,7 @@ def login():
         for subject in subjects:
             limits.hit("login", subject)
         logger.warning("agent console: failed sign-in")
-        return _login_page(
+        return login_page(
             error="That name and key do not match an active agent.",
             status=401,
             name=name,

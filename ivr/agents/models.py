@@ -14,7 +14,6 @@ from ..extensions import db
 from ..models import UTCDateTime, utcnow
 from ..outbox.models import OutboxRow
 
-
 ROLES = ("agent", "supervisor", "admin")  # each may do what the one before it may, and more
 
 
