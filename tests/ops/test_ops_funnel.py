@@ -32,3 +32,23 @@ def test_a_looping_caller_keeps_the_start_and_the_end_of_the_path():
         step(call, State.ENTER_ACCOUNT)
     step(call, State.NO_MATCH)
     assert len(call.path) == PATH_LIMIT and call.path[0] == "WELCOME" and call.path[-1] == "NO_MATCH"
+
+
+def test_a_real_call_saves_its_path_and_how_far_it_got(app, client, make_account, stripe_api):
+    import sqlalchemy as sa
+    from helpers import CallActions
+
+    from ivr.extensions import db
+    from ivr.models import CallSession
+
+    make_account()
+    call = CallActions(client)
+    call.start()
+    call.silence()  # no language key: English
+    call.press("1")  # the account on this phone
+    call.press("0143")  # its phone's last four
+    assert "To pay the full balance, press 1" in call.said()
+    with app.app_context():
+        row = db.session.scalars(sa.select(CallSession)).one()
+        assert row.furthest == "heard_balance"
+        assert row.path[-1] == "SUMMARY"
