@@ -8,7 +8,14 @@ import click
 from flask import Flask
 
 from .config import load_config
-from .extensions import CALL_ROWS_BIND, POOL_RECYCLE_SECONDS, call_rows_engine_options, db
+from .extensions import (
+    CALL_ROWS_BIND,
+    POOL_RECYCLE_SECONDS,
+    CsrfSessionCookie,
+    call_rows_engine_options,
+    csrf,
+    db,
+)
 from .voice import call_rows
 
 
@@ -37,6 +44,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     call_rows.init_app(app)
+    _init_csrf(app)
 
     from payments import build_gateway
 
@@ -58,6 +66,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from .agents import progress as transfer_progress
     from .agents import voice_entry as agent_voice
     from .money import stripe_webhooks
+    from .ops import pages as ops_pages
     from .reminders import inbound_sms
     from .reminders import web as reminder_pages
     from .voice import events as call_events
@@ -71,6 +80,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(agent_api.bp)
     app.register_blueprint(agent_voice.bp)
     app.register_blueprint(agent_console.bp)
+    app.register_blueprint(ops_pages.bp)
+    # Signed by Twilio or Stripe, or keyed: no browser form reaches these. The agent API checks the
+    # token itself for console (cookie) callers.
+    for signed in (voice.bp, stripe_webhooks.bp, health.bp, inbound_sms.bp, agent_api.bp, agent_voice.bp):
+        csrf.exempt(signed)
     # A transferred caller's progress through the flow keeps the agent's transfer status current.
     call_events.subscribe(app, transfer_progress.on_call_event)
     for group in command_groups():
@@ -78,6 +92,23 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     _configure_logging()
     return app
+
+
+def _init_csrf(app: Flask) -> None:
+    """Flask-WTF's CSRFProtect over a session cookie that holds only its secret."""
+    from .agents.auth import SESSION_SECONDS
+
+    cfg = app.config
+    # Flask's own defaults are set already, so these are assigned, not defaulted.
+    cfg["SESSION_COOKIE_NAME"] = "ivr_csrf"
+    cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
+    # A token lasts as long as a console session: the agent page sends it all shift long.
+    cfg.setdefault("WTF_CSRF_TIME_LIMIT", SESSION_SECONDS)
+    # The staff pages send no Referer (Referrer-Policy: no-referrer); the token and SameSite
+    # cookies already refuse a cross-site post, so the https Referer check would only lock staff out.
+    cfg.setdefault("WTF_CSRF_SSL_STRICT", False)
+    app.session_interface = CsrfSessionCookie()
+    csrf.init_app(app)
 
 
 def command_groups() -> list[click.Command]:

@@ -2,7 +2,9 @@
 
 from typing import Any
 
+from flask.sessions import SecureCookieSessionInterface
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
@@ -22,6 +24,26 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The one CSRF mechanism of every form and cookie-authenticated call (/agent, /r/<token>, /ops).
+# Signed webhooks and the bearer-key agent API are exempted in create_app.
+csrf = CSRFProtect()
+
+
+class CsrfSessionCookie(SecureCookieSessionInterface):
+    """Flask's signed session cookie, which here carries only the CSRF secret.
+
+    ``Secure`` follows PUBLIC_BASE_URL at each response (a plain-http local run must get its
+    cookie back), and the cookie is re-sent with every page so its lifetime follows the use.
+    """
+
+    def get_cookie_secure(self, app):  # type: ignore[no-untyped-def]
+        """Secure whenever the public URL is https."""
+        return str(app.config.get("PUBLIC_BASE_URL", "")).startswith("https://")
+
+    def should_set_cookie(self, app, session):  # type: ignore[no-untyped-def]
+        """Set it whenever it holds something."""
+        return bool(session) or super().should_set_cookie(app, session)
 
 # Both pools replace a connection after this long (a server-side idle timeout must not hit it first).
 POOL_RECYCLE_SECONDS = 1800

@@ -97,7 +97,11 @@ class CallSession(db.Model):
     last_twiml: Mapped[str | None] = mapped_column(sa.Text)
     call_status: Mapped[str | None] = mapped_column(sa.String(20))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # How far the caller got (voice.call_rows.FUNNEL) and the states passed, in order (bounded):
+    # written by the same UPDATE that saves each step, so the funnel costs no extra round trip.
+    furthest: Mapped[str | None] = mapped_column(sa.String(16))
+    path: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Bumped by every write. A write made from version N is applied only WHERE version = N, so a
     # menu step saved without a lock never overwrites what another webhook wrote meanwhile
@@ -132,7 +136,7 @@ class Payment(db.Model):
     card_brand: Mapped[str | None] = mapped_column(sa.String(20))
     card_last4: Mapped[str | None] = mapped_column(sa.String(4))
     receipt_to: Mapped[str | None] = mapped_column(sa.String(20))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # /ops by day
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 

@@ -2,26 +2,23 @@
 
 The session cookie carries the agent id, a random nonce and a fragment of the key hash, signed with
 ``SECRET_KEY``: disabling an agent (or giving them a new key) ends every console session at once.
-The CSRF token is an HMAC of the nonce, so it needs no server-side storage.
+The CSRF token is Flask-WTF's (``ivr.extensions.csrf``), shared with /r/<token> and /ops.
 """
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
 from flask import Response, current_app, request
+from flask_wtf.csrf import CSRFError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ..extensions import db
+from ..extensions import csrf, db
 from ..models import utcnow
 from .keys import agent_for_key
 from .models import Agent
 
 SESSION_COOKIE = "ivr_agent_session"
-LOGIN_CSRF_COOKIE = "ivr_agent_login_csrf"
 SESSION_SECONDS = 8 * 3600  # one working shift
-CSRF_HEADER = "X-CSRF-Token"
 
 
 @dataclass(frozen=True)
@@ -35,16 +32,6 @@ class Caller:
 
 def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="ivr-agent-session")
-
-
-def _hmac(label: str, value: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode("utf-8")
-    return hmac.new(key, f"{label}:{value}".encode(), hashlib.sha256).hexdigest()
-
-
-def csrf_token(nonce: str) -> str:
-    """The CSRF token that goes with a session's nonce."""
-    return _hmac("agent-csrf", nonce)
 
 
 def new_session(agent: Agent) -> tuple[str, str]:
@@ -87,11 +74,14 @@ def authenticate() -> Caller | None:
 
 
 def csrf_ok(caller: Caller) -> bool:
-    """Bearer requests need no CSRF token; cookie requests must send the session's token."""
+    """Bearer requests need no CSRF token; cookie requests must send the page's token."""
     if caller.via == "key":
         return True
-    sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token") or ""
-    return bool(caller.nonce) and hmac.compare_digest(sent, csrf_token(caller.nonce))
+    try:
+        csrf.protect()  # the form field csrf_token or the X-CSRF-Token header
+    except CSRFError:
+        return False
+    return True
 
 
 def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:

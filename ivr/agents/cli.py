@@ -10,7 +10,7 @@ from ..extensions import db
 from ..outbox import engine
 from . import audit, callbacks
 from .keys import AgentError, create_agent, rotate_key
-from .models import Agent, AuditEntry
+from .models import ROLES, Agent, AuditEntry
 
 
 # An AppGroup: each command runs inside the app's context (db.session is bound).
@@ -21,13 +21,15 @@ def agents_group() -> None:
 
 @agents_group.command("add")
 @click.argument("name")
-def add(name: str) -> None:
+@click.option("--role", type=click.Choice(ROLES), default="agent", show_default=True,
+              help="supervisors also see /ops; admins also refund and manage staff")
+def add(name: str, role: str) -> None:
     """Create agent NAME and print their API key (shown this once; only a hash is kept)."""
     try:
-        agent, key = create_agent(name)
+        agent, key = create_agent(name, role)
     except AgentError as exc:
         raise click.ClickException(str(exc)) from exc
-    audit.record(agent, "agent.add", "ok", agent_name=agent.name)
+    audit.record(agent, "agent.add", "ok", agent_name=agent.name, detail=f"role {role}")
     db.session.commit()
     click.echo(f"Agent {agent.name!r} created. API key (shown once, store it now):", err=True)
     click.echo(key)
@@ -56,6 +58,18 @@ def rotate(name: str) -> None:
     click.echo(key)
 
 
+@agents_group.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+def set_role(name: str, role: str) -> None:
+    """Give agent NAME the role ROLE (agent, supervisor or admin); it applies at their next page."""
+    agent = _agent_named(name)
+    before, agent.role = agent.role, role
+    audit.record(agent, "agent.role", "ok", detail=f"{before} -> {role}")
+    db.session.commit()
+    click.echo(f"Agent {agent.name!r} is now {role}.")
+
+
 def _agent_named(name: str) -> Agent:
     """The agent called ``name`` (any case), or a one-line error for the operator."""
     agent = db.session.scalar(sa.select(Agent).where(sa.func.lower(Agent.name) == name.strip().lower()))
@@ -66,10 +80,14 @@ def _agent_named(name: str) -> Agent:
 
 @agents_group.command("list")
 def list_agents() -> None:
-    """List agents (never their keys)."""
+    """List agents (never their keys): name, active or disabled, last use, and role above agent."""
     for agent in db.session.scalars(sa.select(Agent).order_by(Agent.name)):
         used = agent.last_used_at.isoformat(timespec="seconds") if agent.last_used_at else "never"
-        click.echo(f"{agent.name}\t{'active' if agent.active else 'disabled'}\tlast used {used}")
+        state = "active" if agent.active else "disabled"
+        # The role is a trailing column, shown only above "agent": the three columns scripts
+        # already read stay as they were.
+        role = f"\t{agent.role}" if agent.role != "agent" else ""
+        click.echo(f"{agent.name}\t{state}\tlast used {used}{role}")
 
 
 @agents_group.command("audit")

@@ -1,25 +1,22 @@
 """The agent console at ``/agent``: sign in with name + API key, then one page that drives the API.
 
-Plain HTML, one CSS and one JS file, no build step. Forms carry CSRF tokens; the page's JavaScript
-sends its token in ``X-CSRF-Token``. Sessions live in a signed, HttpOnly, SameSite=Strict cookie.
+Plain HTML, one CSS and one JS file, no build step. Forms carry Flask-WTF's CSRF token (checked
+before any view runs); the page's JavaScript sends it in ``X-CSRF-Token``. Sessions live in a
+signed, HttpOnly, SameSite=Strict cookie.
 """
 
-import hmac
 import logging
-import secrets
 
 from flask import Blueprint, current_app, make_response, redirect, render_template, request
+from flask_wtf.csrf import CSRFError, generate_csrf
 
 from ..extensions import db
 from . import audit, limits
 from .assisted import FIELDS
 from .auth import (
-    LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     SESSION_SECONDS,
     clear_cookie,
-    csrf_ok,
-    csrf_token,
     new_session,
     read_session,
     set_cookie,
@@ -52,22 +49,30 @@ def _security_headers(response):
     return response
 
 
-def _login_page(*, error: str | None = None, status: int = 200, name: str = ""):
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
-    if len(token) < 32:
-        token = secrets.token_urlsafe(24)
-    response = make_response(
+@bp.errorhandler(CSRFError)
+def _stale_form(_error):
+    """A form without its token: the sign-in page says so; other posts get a plain 403."""
+    if request.endpoint == "agent_console.login":
+        name = request.form.get("name", "").strip()[:80]
+        return login_page(
+            error="Your sign-in form expired. Please try again.", status=400, name=name
+        )
+    return make_response("The form's security token is missing or stale; reload the page.", 403)
+
+
+def login_page(*, error: str | None = None, status: int = 200, name: str = "", next_url: str = "/agent"):
+    """The sign-in form (shared by /agent and /ops; ``next_url`` is where it returns)."""
+    return make_response(
         render_template(
             "agent_login.html",
-            csrf=token,
+            csrf=generate_csrf(),
             error=error,
             name=name,
+            next_url=next_url,
             org=current_app.config["ORG_NAME"],
         ),
         status,
     )
-    set_cookie(response, LOGIN_CSRF_COOKIE, token, max_age=3600)
-    return response
 
 
 @bp.get("/agent")
@@ -75,12 +80,12 @@ def console():
     """The console for a signed-in agent, else the sign-in page."""
     caller = read_session()
     if caller is None:
-        return _login_page()
+        return login_page()
     db.session.commit()
     return render_template(
         "agent_console.html",
         agent=caller.agent,
-        csrf=csrf_token(caller.nonce),
+        csrf=generate_csrf(),
         org=current_app.config["ORG_NAME"],
         fields=[(f, *FIELD_LABELS[f]) for f in FIELDS],
     )
@@ -89,22 +94,18 @@ def console():
 @bp.post("/agent/login")
 def login():
     """Check name + key; on success start a session, on failure count it against the limit."""
-    sent = request.form.get("csrf_token", "")
-    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     name = request.form.get("name", "").strip()[:80]
-    if not expected or not hmac.compare_digest(sent, expected):
-        return _login_page(
-            error="Your sign-in form expired. Please try again.", status=400, name=name
-        )
+    next_url = _next_url()
     subjects = (f"login-ip:{request.remote_addr or '-'}", f"login-name:{name.lower()}")
     for subject in subjects:
         verdict = limits.peek("login", subject)
         if not verdict.allowed:
             minutes = max(1, verdict.retry_after // 60)
-            return _login_page(
+            return login_page(
                 error=f"Too many failed sign-ins. Try again in {minutes} minutes.",
                 status=429,
                 name=name,
+                next_url=next_url,
             )
     agent = agent_for_key(request.form.get("key", "").strip())
     if agent is None or agent.name.lower() != name.lower():
@@ -112,16 +113,23 @@ def login():
         for subject in subjects:
             limits.hit("login", subject)
         logger.warning("agent console: failed sign-in")
-        return _login_page(
-            error="That name and key do not match an active agent.", status=401, name=name
+        return login_page(
+            error="That name and key do not match an active agent.",
+            status=401,
+            name=name,
+            next_url=next_url,
         )
     value, _nonce = new_session(agent)
     audit.record(agent, "console.login", "ok")
     db.session.commit()
-    response = redirect("/agent", 303)
+    response = redirect(next_url, 303)
     set_cookie(response, SESSION_COOKIE, value, max_age=SESSION_SECONDS)
-    clear_cookie(response, LOGIN_CSRF_COOKIE)
     return response
+
+
+def _next_url() -> str:
+    """Where the sign-in returns: /agent or /ops only, never a URL from elsewhere."""
+    return "/ops" if request.form.get("next") == "/ops" else "/agent"
 
 
 @bp.post("/agent/logout")
@@ -129,10 +137,6 @@ def logout():
     """End the console session."""
     caller = read_session()
     if caller is not None:
-        if not csrf_ok(caller):
-            return make_response(
-                "The form's security token is missing or stale; reload the page.", 403
-            )
         audit.record(caller.agent, "console.logout", "ok")
         db.session.commit()
     response = redirect("/agent", 303)

@@ -8,7 +8,7 @@ import secrets
 import sqlalchemy as sa
 
 from ..extensions import db
-from .models import Agent
+from .models import ROLES, Agent
 
 KEY_PREFIX = "ivrak_"
 # The signing secret is derived from the key with this label; receivers derive it the same way.
@@ -40,9 +40,11 @@ def sign_body(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def create_agent(name: str) -> tuple[Agent, str]:
+def create_agent(name: str, role: str = "agent") -> tuple[Agent, str]:
     """Create an agent and return it with its key (the only time the key exists in clear)."""
     name = name.strip()
+    if role not in ROLES:
+        raise AgentError(f"role: one of {', '.join(ROLES)}")
     if not NAME_PATTERN.fullmatch(name):
         raise AgentError(
             "agent name: 1-80 letters, digits, spaces or . _ @ -, starting with a letter or digit"
@@ -51,7 +53,7 @@ def create_agent(name: str) -> tuple[Agent, str]:
         raise AgentError(f"an agent named {name!r} already exists")
     key = new_key()
     agent = Agent(
-        name=name, key_hash=hash_key(key), signing_secret=signing_secret(key), active=True
+        name=name, key_hash=hash_key(key), signing_secret=signing_secret(key), active=True, role=role
     )
     db.session.add(agent)
     db.session.flush()

@@ -14,9 +14,14 @@ from ..extensions import db
 from ..models import UTCDateTime, utcnow
 from ..outbox.models import OutboxRow
 
+ROLES = ("agent", "supervisor", "admin")  # each may do what the one before it may, and more
+
 
 class Agent(db.Model):
-    """A co-op agent who may use the API and the console.
+    """A co-op staff member who may use the API and the console; ``role`` (ROLES) says how far.
+
+    agent: /agent and the API; supervisor: also reads /ops and retries messages; admin: also
+    refunds, resends receipts and manages staff.
 
     ``key_hash`` is SHA-256 of the API key (keys are 256-bit random, so a plain hash is enough);
     ``signing_secret`` is HMAC-SHA256(key, "ivr-status-callback") and signs status callbacks, so
@@ -30,8 +35,13 @@ class Agent(db.Model):
     key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     signing_secret: Mapped[str] = mapped_column(sa.String(64))
     active: Mapped[bool] = mapped_column(default=True)
+    role: Mapped[str] = mapped_column(sa.String(12), default="agent", server_default="agent")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def may(self, role: str) -> bool:
+        """True when this member's role is ``role`` or above it."""
+        return self.role in ROLES and ROLES.index(self.role) >= ROLES.index(role)
 
 
 class Transfer(db.Model):

@@ -1,6 +1,7 @@
 """The reminder link page (``/r/<token>``) and the callback's Twilio webhooks.
 
-``GET /r/<token>`` shows the bill and a "Call me now" button; ``POST /r/<token>`` (CSRF-checked)
+``GET /r/<token>`` shows the bill and a "Call me now" button; ``POST /r/<token>`` (CSRF-checked
+by Flask-WTF, the app's one mechanism, with a key bound to the link)
 asks for the callback and places it at once, because the member is waiting on the page and
 should see straight away if Twilio refused it. When the member answers, Twilio requests
 ``/twilio/voice/callback?c=<id>`` and the call enters the flow already identified.
@@ -10,17 +11,18 @@ import hashlib
 import hmac
 import logging
 import math
-import secrets
 from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from wtforms import ValidationError
 
 import prompts
 from flows import ENTRY_POINTS, Entry
 from prompts import amounts, dates
 
-from ..extensions import db
+from ..extensions import csrf, db
 from ..masking import mask
 from ..models import Account
 from ..outbox.quiet_hours import local_zones
@@ -35,8 +37,7 @@ from .settings import Settings, settings
 logger = logging.getLogger(__name__)
 bp = Blueprint("reminders", __name__)
 
-CSRF_COOKIE = "ivr_r_csrf"
-CSRF_FIELD = "csrf"
+CSRF_FIELD = "csrf_token"
 REFRESH_SECONDS = 5
 
 
@@ -73,15 +74,19 @@ def resolve(token: str, cfg: Settings, now: datetime) -> Account:
     return account
 
 
-def _csrf_value(cfg: Settings, nonce: str, token: str) -> str:
-    message = f"reminder-csrf:{nonce}:{token}".encode()
-    return hmac.new(cfg.secret_key.encode(), message, hashlib.sha256).hexdigest()[:32]
+def _link_key(cfg: Settings, token: str) -> str:
+    # The form's value is signed with a key of this link: a value read from one member's page is
+    # no use on another's.
+    message = f"reminder-csrf:{token}".encode()
+    return hmac.new(cfg.secret_key.encode(), message, hashlib.sha256).hexdigest()
 
 
 def _csrf_ok(cfg: Settings, token: str) -> bool:
-    nonce = request.cookies.get(CSRF_COOKIE, "")
-    sent = request.form.get(CSRF_FIELD, "")
-    return bool(nonce) and bool(sent) and hmac.compare_digest(sent, _csrf_value(cfg, nonce, token))
+    try:
+        validate_csrf(request.form.get(CSRF_FIELD, ""), secret_key=_link_key(cfg, token))
+    except ValidationError:
+        return False
+    return True
 
 
 def _secure_headers(response: Response) -> Response:
@@ -168,7 +173,6 @@ def _page(
     status_line = None
     if shown is not None:
         status_line = t(f"status_{shown}", phone_last4=phone_last4)
-    nonce = request.cookies.get(CSRF_COOKIE) or secrets.token_hex(16)
     context = {
         "lang": lang,
         "t": t,
@@ -191,23 +195,10 @@ def _page(
         "phone_last4": phone_last4,
         "pay_line": national(cfg.pay_line),
         "office_phone": national(cfg.office_phone),
-        "csrf": _csrf_value(cfg, nonce, token),
+        "csrf": generate_csrf(secret_key=_link_key(cfg, token)),
         "action": f"/r/{token}",
     }
-    response = _secure_headers(
-        make_response(render_template("reminder_page.html", **context), status)
-    )
-    response.set_cookie(
-        CSRF_COOKIE,
-        nonce,
-        max_age=24 * 3600,
-        path="/r/",
-        httponly=True,
-        samesite="Lax",
-        # Plain-http PUBLIC_BASE_URL (local runs): a Secure cookie would never come back.
-        secure=cfg.public_base_url.startswith("https://"),
-    )
-    return response
+    return _secure_headers(make_response(render_template("reminder_page.html", **context), status))
 
 
 @bp.get("/r/<token>")
@@ -225,6 +216,7 @@ def link_page(token: str):
 
 
 @bp.post("/r/<token>")
+@csrf.exempt  # checked below with the link's key, so a refusal shows the page, not an error
 def call_me_now(token: str):
     """Place the callback to the phone on file, within the limits; then show the page again."""
     cfg = settings()
@@ -257,6 +249,7 @@ def call_me_now(token: str):
 
 
 @bp.post("/twilio/voice/callback")
+@csrf.exempt  # signed by Twilio
 @twilio_signed
 def callback_answered():
     """The member's phone answered our callback: voicemail gets a goodbye, a person the flow."""
@@ -314,6 +307,7 @@ def callback_answered():
 
 
 @bp.post("/twilio/voice/callback/status")
+@csrf.exempt  # signed by Twilio
 @twilio_signed
 def callback_status():
     """Status callback of the outbound call: follow the callback, close the call's session."""

@@ -159,7 +159,22 @@ _CALLS = CallSession.__table__
 _ACCOUNTS = Account.__table__
 # The fields a webhook may change.
 _WRITABLE = ("from_number", "to_number", "channel", "state", "language", "account_id", "data", "seq",
-             "last_twiml", "call_status", "ended_at")
+             "last_twiml", "call_status", "ended_at", "furthest", "path")
+
+# How far a call got, in order: the /ops funnel. A call is identified once it has an account;
+# the later stages are reached by entering one of these states.
+FUNNEL = ("identified", "heard_balance", "card_entry", "paid")
+_STAGE_OF_STATE = {
+    State.SUMMARY: "heard_balance",
+    State.NOTHING_DUE: "heard_balance",
+    State.CALLBACK_WELCOME: "heard_balance",
+    State.ENTER_AMOUNT: "heard_balance",
+    State.CONFIRM_AMOUNT: "heard_balance",
+    State.CARD_ENTRY: "card_entry",
+    State.CONFIRMATION: "paid",
+    State.AFTER_PAYMENT: "paid",
+}
+PATH_LIMIT = 40  # states kept per call: the first ones and the end matter; a loop in between is cut
 
 
 @dataclass(eq=False)
@@ -182,6 +197,8 @@ class CallRow:
     last_twiml: str | None = None
     call_status: str | None = None
     ended_at: datetime | None = None
+    furthest: str | None = None  # a FUNNEL stage
+    path: list[str] | None = None  # the states entered, in order (at most PATH_LIMIT)
     id: int | None = None  # None until the row is first saved
     account: AccountView | None = None  # the identified account, read with the row
     version: int | None = None  # the version read (None: not in the database yet)
@@ -366,5 +383,20 @@ def apply(call: CallRow, turn: Turn, twiml: str) -> None:
     call.state = turn.state.value
     call.seq += 1
     call.last_twiml = twiml
+    _record_progress(call)
     if turn.final:
         call.ended_at = call.ended_at or utcnow()
+
+
+def _record_progress(call: CallRow) -> None:
+    """Note the state on the call's path and raise ``furthest``; saved by the step's own UPDATE."""
+    path = list(call.path or [])
+    path.append(call.state)
+    if len(path) > PATH_LIMIT:  # keep how it began and how it ended
+        path = path[: PATH_LIMIT // 2] + path[-(PATH_LIMIT // 2):]
+    call.path = path
+    stage = _STAGE_OF_STATE.get(State(call.state)) if call.state in State.__members__ else None
+    if stage is None and call.account_id is not None:
+        stage = "identified"
+    if stage is not None and (call.furthest is None or FUNNEL.index(stage) > FUNNEL.index(call.furthest)):
+        call.furthest = stage

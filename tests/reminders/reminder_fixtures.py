@@ -117,7 +117,7 @@ def link(app, account_id: int, at: datetime = NOON_UTC) -> str:
 
 
 def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf" value="([0-9a-f]+)"', html).group(1)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 _forms: dict[tuple[int, str], str] = {}
@@ -127,9 +127,9 @@ def call_me_now(client, path: str, **extra):
     """Press "Call me now" on the page, as opened in this browser (perhaps a while ago)."""
     page = client.get(path)
     assert page.status_code == 200, page.status_code
-    if 'name="csrf"' in page.text:
+    if 'name="csrf_token"' in page.text:
         _forms[id(client), path] = csrf_of(page.text)
-    return client.post(path, data={"csrf": _forms[id(client), path], **extra})
+    return client.post(path, data={"csrf_token": _forms[id(client), path], **extra})
 
 
 def requested_callback(app, client, make_account, fake_twilio, **fields):

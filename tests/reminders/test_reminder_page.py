@@ -152,7 +152,7 @@ def test_nothing_due_page_offers_no_call(app, client, make_account, clock, fake_
     path = link(app, make_account(balance_cents=0))
     page = client.get(path)
     assert "Nothing is due right now." in shown(page) and "Call me now" not in shown(page)
-    assert client.post(path, data={"csrf": "x"}).status_code == 400
+    assert client.post(path, data={"csrf_token": "x"}).status_code == 400
     assert fake_twilio.created_calls == []
 
 
@@ -170,7 +170,7 @@ def test_post_without_the_pages_csrf_value_places_no_call(
     path = link(app, make_account())
     assert client.post(path).status_code == 400
     client.get(path)  # has the cookie now, but not the form's value
-    response = client.post(path, data={"csrf": "0" * 32})
+    response = client.post(path, data={"csrf_token": "0" * 32})
     assert response.status_code == 400
     assert "This page was open too long" in shown(response)
     assert fake_twilio.created_calls == [] and callbacks(app) == []
@@ -180,7 +180,7 @@ def test_csrf_value_of_another_link_is_refused(app, client, make_account, clock,
     mine = link(app, make_account(account_number="1001"))
     other = link(app, make_account(account_number="1002", phone="+12025550102"))
     value = csrf_of(client.get(other).text)
-    assert client.post(mine, data={"csrf": value}).status_code == 400
+    assert client.post(mine, data={"csrf_token": value}).status_code == 400
     assert fake_twilio.created_calls == []
 
 
@@ -249,7 +249,7 @@ def test_five_callbacks_a_day_then_the_page_says_when(
 def test_pressing_twice_places_one_call(app, client, make_account, clock, fake_twilio):
     path = link(app, make_account())
     value = csrf_of(client.get(path).text)
-    statuses = sorted(client.post(path, data={"csrf": value}).status_code for _ in range(2))
+    statuses = sorted(client.post(path, data={"csrf_token": value}).status_code for _ in range(2))
     assert statuses == [303, 429]
     assert len(fake_twilio.created_calls) == 1
 
