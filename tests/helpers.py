@@ -1,5 +1,7 @@
 """Test helpers: a caller that signs like Twilio, and HTTP-level fakes of Stripe and Twilio for `responses`."""
 
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -173,7 +175,8 @@ class StripeFake:
                                          "param": "payment_method", "message": f"No such PaymentMethod: '{pm}'"})
         elif card.decline_code:
             intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "decline_code": card.decline_code}
-            code = card.decline_code if card.decline_code in ("expired_card", "incorrect_cvc", "processing_error") else "card_declined"
+            own_code = card.decline_code in ("expired_card", "incorrect_cvc", "processing_error")
+            code = card.decline_code if own_code else "card_declined"
             answer = _stripe_error(402, {"type": "card_error", "code": code, "decline_code": card.decline_code,
                                          "message": "Your card was declined.", "payment_intent": intent})
         else:
@@ -248,3 +251,33 @@ class StripeFake:
     @property
     def successful_charges(self):
         return [i for i in self.intents if i["status"] == "succeeded"]
+
+
+# --- Stripe events, signed as Stripe signs them -----------------------------------------------
+
+STRIPE_WEBHOOK_SECRET = "whsec_test_secret"  # the app_config fixture's
+
+
+def send_event(client, event_type, obj, *, secret=STRIPE_WEBHOOK_SECRET, event_id=None, timestamp=None):
+    """POST a Stripe event to /stripe/webhook, signed with ``secret`` as Stripe signs it."""
+    event = {
+        "id": event_id or "evt_" + uuid.uuid4().hex[:24],
+        "object": "event",
+        "api_version": "2026-10-28.endive",
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "type": event_type,
+        "data": {"object": obj},
+    }
+    payload = json.dumps(event)
+    header = stripe_signature_header(payload, secret, timestamp)
+    return client.post("/stripe/webhook", data=payload, headers={"Stripe-Signature": header,
+                                                                  "Content-Type": "application/json"})
+
+
+def stripe_signature_header(payload, secret, timestamp=None):
+    """``Stripe-Signature`` as Stripe computes it: HMAC-SHA256 of "{t}.{payload}" with the endpoint secret."""
+    ts = int(timestamp or time.time())
+    sig = hmac.new(secret.encode(), f"{ts}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={ts},v1={sig}"

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from test_stripe_webhooks import send_event
+from helpers import send_event
 
 import ivr.all_models  # noqa: F401  (every table, for the upgrade test's clean-up)
 from ivr.cli import main

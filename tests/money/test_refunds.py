@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 import sqlalchemy as sa
-from test_stripe_webhooks import send_event
+from helpers import send_event
 
 from ivr.extensions import db
 from ivr.models import Account, Payment

@@ -1,44 +1,16 @@
 """Stripe events reconcile our records: signed, deduplicated by event id, idempotent."""
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
 
 import pytest
 import sqlalchemy as sa
-from helpers import CallActions
+from helpers import CallActions, send_event
 
 from ivr.extensions import db
 from ivr.models import Account, Payment, ProcessedEvent
 from ivr.outbox.models import OutboxMessage
-
-SECRET = "whsec_test_secret"
-
-
-def send_event(client, event_type, obj, *, secret=SECRET, event_id=None, timestamp=None):
-    event = {
-        "id": event_id or "evt_" + uuid.uuid4().hex[:24],
-        "object": "event",
-        "api_version": "2026-10-28.endive",
-        "created": int(time.time()),
-        "livemode": False,
-        "pending_webhooks": 1,
-        "type": event_type,
-        "data": {"object": obj},
-    }
-    payload = json.dumps(event)
-    header = _header(payload, secret, timestamp)
-    return client.post("/stripe/webhook", data=payload, headers={"Stripe-Signature": header,
-                                                                  "Content-Type": "application/json"})
-
-
-def _header(payload, secret, timestamp=None):
-    """``Stripe-Signature`` as Stripe computes it: HMAC-SHA256 of "{t}.{payload}" with the endpoint secret."""
-    ts = int(timestamp or time.time())
-    sig = hmac.new(secret.encode(), f"{ts}.{payload}".encode(), hashlib.sha256).hexdigest()
-    return f"t={ts},v1={sig}"
 
 
 def intent(payment, status="succeeded", **extra):
