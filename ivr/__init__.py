@@ -58,6 +58,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from .agents import progress as transfer_progress
     from .agents import voice_entry as agent_voice
     from .money import stripe_webhooks
+    from .monitoring import web as monitoring
     from .reminders import inbound_sms
     from .reminders import web as reminder_pages
     from .voice import events as call_events
@@ -71,6 +72,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(agent_api.bp)
     app.register_blueprint(agent_voice.bp)
     app.register_blueprint(agent_console.bp)
+    app.register_blueprint(monitoring.bp)
+    # Every request is timed once, by endpoint, for GET /metrics.
+    monitoring.time_requests(app)
     # A transferred caller's progress through the flow keeps the agent's transfer status current.
     call_events.subscribe(app, transfer_progress.on_call_event)
     for group in command_groups():
