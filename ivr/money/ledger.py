@@ -21,6 +21,7 @@ from payments import ChargeResult, PaymentUnavailable
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, Payment, utcnow
+from ..monitoring import metrics
 from ..outbox.models import OutboxMessage
 from ..phones import can_receive_sms, to_e164
 from ..wording import dollars, short_datetime
@@ -122,6 +123,7 @@ def settle(payment: Payment, result: ChargeResult, now: datetime | None = None) 
     return payment
 
 
+@metrics.counts_charge
 def charge(payment_id: int, *, token: str, metadata: Mapping[str, str], description: str,
            customer: str | None = None) -> Payment | None:
     """Charge a committed attempt once (its key is Stripe's idempotency key) and settle it.

@@ -17,6 +17,7 @@ from ..extensions import db
 from ..masking import mask
 from ..models import Account, utcnow
 from ..money import ledger
+from ..monitoring import metrics
 from ..twilio.signatures import twilio_signed
 from . import call_rows as calls
 from . import events as call_events
@@ -55,7 +56,9 @@ def answer(call: CallRow, turn: flows.Turn, ctx: calls.DbCallContext) -> str:
 def start_call(call: CallRow, entry: flows.Entry) -> str:
     """The first answer of a call entering the flow by ``entry`` (self-service, transfer or callback)."""
     ctx = calls.DbCallContext(call)
-    return answer(call, flows.start(entry, ctx), ctx)
+    twiml = answer(call, flows.start(entry, ctx), ctx)
+    metrics.call_started(entry)  # after the answer: a delivery that lost the race to greet counts nothing
+    return twiml
 
 
 def _saved_answer(call: CallRow | None) -> str:
