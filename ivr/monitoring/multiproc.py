@@ -14,6 +14,9 @@ DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # operator chose may be shared with ivr worker and is theirs to keep or wipe.
 MADE_FOR_THIS_RUN = "IVR_METRICS_DIR_MADE_BY_SERVE"
 GUNICORN_CONFIG = "python:ivr.monitoring.gunicorn_config"
+# Memory-backed where the system has it: every count writes to a memory-mapped file, and on a disk
+# file system a write can wait for the page's writeback or the journal, in the middle of a webhook.
+SHARED_MEMORY = "/dev/shm"
 
 
 def serve_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -21,7 +24,8 @@ def serve_environment(environ: Mapping[str, str]) -> dict[str, str]:
     env = {name: value for name, value in environ.items() if name != MADE_FOR_THIS_RUN}
     if not env.get(DIR_VARIABLE, "").strip():
         # A new directory per run: counts from an earlier run never leak into this one's totals.
-        env[DIR_VARIABLE] = tempfile.mkdtemp(prefix="ivr-metrics-")
+        memory = SHARED_MEMORY if os.access(SHARED_MEMORY, os.W_OK | os.X_OK) else None
+        env[DIR_VARIABLE] = tempfile.mkdtemp(prefix="ivr-metrics-", dir=memory)
         env[MADE_FOR_THIS_RUN] = "1"
     return env
 
