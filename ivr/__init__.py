@@ -66,6 +66,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from .agents import progress as transfer_progress
     from .agents import voice_entry as agent_voice
     from .money import stripe_webhooks
+    from .monitoring import web as monitoring
     from .ops import pages as ops_pages
     from .reminders import inbound_sms
     from .reminders import web as reminder_pages
@@ -85,6 +86,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     # token itself for console (cookie) callers.
     for signed in (voice.bp, stripe_webhooks.bp, health.bp, inbound_sms.bp, agent_api.bp, agent_voice.bp):
         csrf.exempt(signed)
+    app.register_blueprint(monitoring.bp)
+    # Every request is timed once, by endpoint, for GET /metrics.
+    monitoring.time_requests(app)
     # A transferred caller's progress through the flow keeps the agent's transfer status current.
     call_events.subscribe(app, transfer_progress.on_call_event)
     for group in command_groups():

@@ -17,6 +17,7 @@ from flask.cli import ScriptInfo
 from . import command_groups, create_app
 from .config import ConfigError, load_config
 from .demo import demo_command
+from .monitoring import multiproc
 from .softphone import call_command
 
 
@@ -72,11 +73,14 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool) ->
         "--timeout", "20",
         "--graceful-timeout", "10",
         "--log-level", "warning" if not access_log else "info",
+        # Hooks that keep /metrics counting across the worker processes.
+        "-c", multiproc.GUNICORN_CONFIG,
     ]
     if access_log:
         # Query strings (seq=…) are harmless; request bodies are never logged: they carry caller input.
         args += ["--access-logfile", "-", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms']
-    os.execv(sys.executable, args)
+    # prometheus-client reads its directory when first imported, so it is in the workers' environment from the start.
+    os.execve(sys.executable, args, multiproc.serve_environment(os.environ))
 
 
 @click.group("db")

@@ -148,4 +148,6 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SMS_RATE_PER_SECOND": float(env.get("SMS_RATE_PER_SECOND", "") or 1.0),
         # Narrower reminder windows some states require, e.g. "FL=8-20"; off by default.
         "QUIET_HOURS_STATE_WINDOWS": parse_state_windows(env.get("QUIET_HOURS_STATE_WINDOWS", "")) or None,
+        # The bearer token Prometheus sends to GET /metrics; unset, the endpoint does not exist.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip() or None,
     }

@@ -1,12 +1,19 @@
 """Real processes on loopback: ``ivr serve`` (gunicorn) and ``ivr worker``, for end-to-end tests."""
-
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date
 from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import ivr.all_models  # noqa: F401
+from ivr.demo import demo_accounts_csv
+from ivr.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,3 +84,21 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.log.close()
+
+
+@pytest.fixture
+def live_env(database_url, tmp_path):
+    """A migrated database holding the demo accounts, and the environment for ``ivr`` processes."""
+    env = ivr_env(database_url)
+    assert ivr("db", "upgrade", env=env).returncode == 0
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(demo_accounts_csv(date.today()))
+    result = ivr("accounts", "import", str(accounts), env=env)
+    assert result.returncode == 0, result.stderr
+    yield env
+    engine = sa.create_engine(database_url)
+
+    with engine.begin() as conn:
+        db.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()

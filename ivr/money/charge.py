@@ -17,6 +17,7 @@ from payments import PaymentUnavailable
 
 from ..extensions import db
 from ..models import Account, Payment
+from ..monitoring import metrics
 from . import ledger
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def charge_token(
     return ChargeOutcome(DECLINED, payment_id, settled, settled.decline_code)
 
 
+@metrics.counts_charge
 def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str], description: str,
                       customer: str | None) -> Payment | None:
     """Charge a committed attempt (its key is Stripe's idempotency key) and settle it.

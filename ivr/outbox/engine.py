@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from ..masking import mask_numbers
 from ..models import utcnow
+from ..monitoring import metrics
 from .models import OutboxRow
 from .quiet_hours import QuietHours
 
@@ -385,7 +386,9 @@ def run_forever(
             except Exception:
                 # A database outage must not end the worker; the next round tries again.
                 logger.exception("outbox %s pass failed", name)
+                metrics.worker_pass(name, "error")
                 continue
+            metrics.worker_pass(name, "ok")
             if report.total:
                 logger.info("outbox %s pass: %s", name, report)
             more_due = more_due or report.more_due

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..masking import mask
 from ..models import Account
@@ -35,6 +36,7 @@ SEND_BUDGET = timedelta(seconds=20)
 RATE_LIMIT_PAUSE = timedelta(seconds=30)
 
 NOT_A_MOBILE = 21614  # Twilio: "To" number is not a valid mobile number
+PHONE_ON_FILE = ":phone-on-file"  # ends the dedupe key of a receipt sent again to the phone on file
 
 
 def policy(
@@ -97,6 +99,12 @@ class SmsTransport:
         return None
 
 
+def sent_to_phone_on_file() -> sa.ColumnElement[bool]:
+    """Rows whose text was handed on to the phone on file (a receipt the calling number could not take)."""
+    copy = aliased(OutboxMessage)
+    return sa.exists().where(copy.dedupe_key == OutboxMessage.dedupe_key + PHONE_ON_FILE)
+
+
 def _receipt_to_phone_on_file(
     session: Session, row: OutboxMessage, error: TwilioApiError, now: datetime
 ) -> None:
@@ -114,7 +122,7 @@ def _receipt_to_phone_on_file(
         with session.begin_nested():
             session.add(
                 OutboxMessage(
-                    dedupe_key=f"{row.dedupe_key}:phone-on-file",
+                    dedupe_key=row.dedupe_key + PHONE_ON_FILE,
                     kind="receipt",
                     to_number=account.phone,
                     body=row.body,

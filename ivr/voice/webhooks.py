@@ -17,6 +17,7 @@ from ..extensions import db
 from ..masking import mask
 from ..models import Account, utcnow
 from ..money import charge
+from ..monitoring import metrics
 from ..twilio.signatures import twilio_signed
 from . import call_rows
 from . import events as call_events
@@ -55,7 +56,10 @@ def start_call(call: CallRow, entry: flows.Entry) -> str | None:
     """The first answer of a call entering the flow by ``entry`` (self-service, transfer or callback),
     committed; None when another delivery of the same request answered first."""
     ctx = DbCallContext(call)
-    return answer(call, flows.start(entry, ctx), ctx)
+    twiml = answer(call, flows.start(entry, ctx), ctx)
+    if twiml is not None:  # a delivery that lost the race to greet counts nothing
+        metrics.call_started(entry)
+    return twiml
 
 
 def _saved_answer(call: CallRow | None) -> str:

@@ -2,16 +2,12 @@
 
 import json
 import re
-from datetime import date
 
 import pytest
-import sqlalchemy as sa
-from live import LiveServer, ivr_env
+from live import LiveServer, live_env  # noqa: F401  (a fixture)
 from live import ivr as run_ivr
 
 import ivr.all_models  # noqa: F401
-from ivr.demo import demo_accounts_csv
-from ivr.extensions import db
 
 pytestmark = pytest.mark.e2e
 
@@ -19,24 +15,6 @@ VISA = "4242424242424242,12/30,123,30301"
 INSUFFICIENT_FUNDS = "4000000000009995,12/30,123,30301"
 DANA = "+12025550143"  # two demo accounts on this phone
 ROSA = "+12025550178"  # a Spanish-speaking member
-
-
-@pytest.fixture
-def live_env(database_url, tmp_path):
-    """A migrated database holding the demo accounts, and the environment for ``ivr`` processes."""
-    env = ivr_env(database_url)
-    assert run_ivr("db", "upgrade", env=env).returncode == 0
-    accounts = tmp_path / "accounts.csv"
-    accounts.write_text(demo_accounts_csv(date.today()))
-    result = run_ivr("accounts", "import", str(accounts), env=env)
-    assert result.returncode == 0, result.stderr
-    yield env
-    engine = sa.create_engine(database_url)
-
-    with engine.begin() as conn:
-        db.metadata.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
 
 
 def place_call(server_url, *args, env):
