@@ -3,6 +3,10 @@
 import os
 import uuid
 
+# prometheus-client chooses multiprocess mode when it is first imported: a developer's shell that
+# has this set must not put the test process in it (the tests that need it set it themselves).
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -31,6 +35,7 @@ def _clean_environment(monkeypatch):
             "ORG_NAME",
             "ORG_TIMEZONE",
             "SECRET_KEY",
+            "METRICS_TOKEN",
         }:
             monkeypatch.delenv(name, raising=False)
 
