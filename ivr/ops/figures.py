@@ -17,6 +17,7 @@ from flows import FLOW, State
 
 from ..extensions import db
 from ..models import CallSession, Payment
+from ..money.models import MoneyMovement
 from ..outbox.models import OutboxMessage
 from ..voice.call_rows import FUNNEL
 
@@ -127,15 +128,14 @@ def today_figures(day: date) -> Today:
             .order_by(sa.func.count().desc())
         )
     ]
-    # Until refunds and disputes carry their own dates, they are counted on the day of the payment.
-    refunded = db.session.execute(
-        sa.select(sa.func.count(), sa.func.sum(Payment.refunded_cents)).where(paid, Payment.refunded_cents > 0)
-    ).one()
-    out.refunded = (refunded[0], int(refunded[1] or 0))
-    disputed = db.session.execute(
-        sa.select(sa.func.count(), sa.func.sum(Payment.amount_cents)).where(paid, Payment.status == "disputed")
-    ).one()
-    out.disputed = (disputed[0], int(disputed[1] or 0))
+    # Reversals count on the day the money moved back (the posting file's rows), not the payment's day.
+    moved = sa.and_(MoneyMovement.occurred_at >= start, MoneyMovement.occurred_at < end)
+    for kind, attribute in (("refund", "refunded"), ("dispute", "disputed")):
+        count, cents = db.session.execute(
+            sa.select(sa.func.count(sa.distinct(MoneyMovement.payment_id)), sa.func.sum(MoneyMovement.amount_cents))
+            .where(moved, MoneyMovement.type == kind)
+        ).one()
+        setattr(out, attribute, (count, -int(cents or 0)))  # stored negative: money that left
     receipts = {"sent": 0, "failed": 0, "held": 0}
     for status, count in db.session.execute(
         sa.select(OutboxMessage.status, sa.func.count())

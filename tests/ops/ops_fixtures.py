@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from ivr.agents.keys import create_agent
 from ivr.extensions import db
 from ivr.models import Account, CallSession, Payment
+from ivr.money.models import MoneyMovement
 from ivr.outbox.models import OutboxMessage
 
 DAY = date(2026, 12, 2)  # a Wednesday; New York is UTC-5
@@ -72,6 +73,13 @@ def seed_day(app):
         _payment(a, status="succeeded", amount_cents=777, attempt_key="old", confirmation_number="OLD00001",
                  created_at=AT - timedelta(days=1))
         db.session.flush()
+        # Reversals count on the day they happen: one today ($25.00 of QQ11RR22), one the next day.
+        db.session.add_all([
+            MoneyMovement(entry_id="re_today", type="refund", amount_cents=-2500, payment_id=p4.id,
+                          occurred_at=AT + timedelta(hours=4)),
+            MoneyMovement(entry_id="dp_tomorrow", type="dispute", amount_cents=-10000, payment_id=p1.id,
+                          occurred_at=AT + timedelta(days=1)),
+        ])
         _call("CA1", "AFTER_PAYMENT", "paid", ["ENTER_ACCOUNT", "SUMMARY", "CARD_ENTRY", "CARD_DECLINED",
                                                "CARD_ENTRY", "CONFIRMATION", "AFTER_PAYMENT"], account=a)
         _call("CA2", "HUNG_UP", "card_entry", ["ENTER_ACCOUNT", "SUMMARY", "CARD_ENTRY", "HUNG_UP"], account=b,

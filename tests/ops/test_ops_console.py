@@ -155,6 +155,12 @@ def test_today_shows_the_days_money_declines_receipts_and_funnel(app, client, da
     assert html.count("<svg") == 4
 
 
+def test_a_reversal_counts_on_the_day_it_happened_not_the_payments_day(app, client, day):
+    staff(app, client, "supervisor")
+    next_day = text(client.get("/ops?date=2026-12-03"))
+    assert cells(next_day, "reversals") == [["Refunded", "0", "$0.00"], ["Disputed", "1", "$100.00"]]
+
+
 # --- Payments -------------------------------------------------------------------------------------------
 
 
