@@ -109,7 +109,7 @@ def settle(payment: Payment, result: ChargeResult, now: datetime | None = None) 
             logger.info("payment %s approved for account %s", payment.id, mask(payment.account.account_number))
             return payment  # both rows were just read back
     else:
-        db.session.execute(
+        changed = db.session.execute(
             sa.update(Payment)
             .where(Payment.id == payment.id, Payment.status.in_(SETTLEABLE))
             .values(
@@ -118,7 +118,11 @@ def settle(payment: Payment, result: ChargeResult, now: datetime | None = None) 
                 stripe_payment_intent=result.payment_intent_id,
             )
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
+        if changed == 1:
+            # Staff chasing a member's "it didn't go through" need the decline in the log as well.
+            logger.info("payment %s declined (%s) for account %s", payment.id,
+                        result.decline_code or "no reason given", mask(payment.account.account_number))
     db.session.refresh(payment)
     db.session.refresh(payment.account)
     return payment

@@ -107,6 +107,17 @@ def test_charge_declined_keeps_the_balance_and_gives_the_decline_code(account):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)) == 0
 
 
+def test_a_declined_attempt_is_logged_with_its_reason_and_the_account_masked(account, caplog):
+    caplog.set_level("INFO", logger="ivr.money.ledger")
+    outcome = charge(account, "pm_card_visa_chargeDeclinedInsufficientFunds")
+    db.session.commit()
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "ivr.money.ledger"]
+    assert lines == [f"payment {outcome.payment_id} declined (insufficient_funds) "
+                     f"for account …{account.account_number[-4:]}"]
+    assert account.account_number not in caplog.text
+
+
 def test_charge_unavailable_keeps_the_attempt_for_stripes_webhook(account):
     outcome = charge(account, "pm_sandbox_unavailable")
     db.session.commit()
