@@ -48,12 +48,14 @@ def charge_token(
     language: str,
     caller: str | None,
     customer: str | None = None,
+    off_session: bool = False,
     extra_metadata: Mapping[str, str] | None = None,
     before_commit: Callable[[Payment], None] | None = None,
 ) -> ChargeOutcome:
     """Open the attempt, commit it, charge ``token`` outside any lock, and settle it once.
 
     ``attempt_key`` names one attempt (a redelivery has the same key, a new card a new one).
+    ``off_session`` charges a saved card (``token`` its PaymentMethod, ``customer`` its owner).
     ``before_commit(payment)`` writes the caller's own rows in the attempt's commit (a call's
     "charging" mark, a session's ``processing``). Commits; call it with no lock the caller needs
     kept, since the processor may take seconds. The settle is left in the open transaction for
@@ -67,6 +69,9 @@ def charge_token(
         channel=channel,
         language=language,
         caller=caller,
+        stripe_customer=customer,
+        # Twilio's connector gives PaymentMethods (pm_…); a legacy tok_ cannot be kept anyway.
+        stripe_payment_method=token if token.startswith("pm_") else None,
     )
     payment_id = payment.id
     metadata = {
@@ -82,7 +87,7 @@ def charge_token(
     db.session.commit()  # the attempt is on record before any money moves
 
     settled = _charge_committed(payment_id, token=token, metadata=metadata, description=description,
-                                customer=customer)
+                                customer=customer, off_session=off_session)
     if settled is None:
         return ChargeOutcome(UNAVAILABLE, payment_id)
     if settled.status == "succeeded":
@@ -92,7 +97,7 @@ def charge_token(
 
 @metrics.counts_charge
 def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str], description: str,
-                      customer: str | None) -> Payment | None:
+                      customer: str | None, off_session: bool) -> Payment | None:
     """Charge a committed attempt (its key is Stripe's idempotency key) and settle it.
 
     Returns the settled payment, or None when the processor could not be reached: the attempt is
@@ -109,6 +114,7 @@ def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str
             metadata=metadata,
             customer=customer,
             description=description,
+            off_session=off_session,
         )
     except PaymentUnavailable:
         ledger.mark_unavailable(db.session.get(Payment, payment_id))
