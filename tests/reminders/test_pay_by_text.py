@@ -8,6 +8,8 @@ keypad, then every charge fails) and ``4000002500003155`` (the bank wants authen
 # Fixtures are imported from reminder_fixtures, so their names reappear as arguments.
 # ruff: noqa: F811
 
+import csv
+import io
 import threading
 import time
 from datetime import date
@@ -15,8 +17,10 @@ from urllib.parse import parse_qs
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from reminder_fixtures import MEMBER, ORG, clock, fake_twilio, text_in  # noqa: F401
 
+from ivr.cli import main
 from ivr.extensions import db
 from ivr.models import Account, Payment
 from ivr.money import saved_cards
@@ -416,6 +420,19 @@ def test_two_yes_deliveries_at_once_charge_once(app, member, stripe_api, monkeyp
 
 
 # --- where the payment shows ------------------------------------------------------------------
+
+
+def test_the_posting_file_carries_the_text_payment_as_channel_sms(app, client, member, stripe_api, database_url):
+    text_in(client, "PAY")
+    text_in(client, "YES")
+    (payment,) = rows(app, Payment)
+
+    result = CliRunner().invoke(main, ["payments", "export"], env={"DATABASE_URL": database_url})
+
+    assert result.exit_code == 0, result.output
+    (row,) = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert (row["confirmation_number"], row["amount"], row["channel"], row["type"], row["card_last4"]) == (
+        payment.confirmation_number, "123.45", "sms", "payment", "4242")
 
 
 def test_logs_mask_the_number_and_the_account(app, client, member, stripe_api, caplog):
