@@ -98,7 +98,8 @@ def offer(account: Account, card: SavedCard, phone: str, lang: str) -> str:
         db.session.commit()
         if holding.status == PAID:
             return _words("pay_bill_paid_by_text", lang, confirmation=_confirmation(holding))
-        return _words("pay_in_progress", lang)
+        # A charge left unfinished (Stripe unreachable) is finished by a YES, never by a new offer.
+        return _words("pay_unavailable" if _abandoned(holding, now) else "pay_in_progress", lang)
     db.session.execute(
         sa.update(TextPayOffer)
         .where(TextPayOffer.from_number == phone, TextPayOffer.status == OFFERED)

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from helpers import send_event
 from reminder_fixtures import MEMBER, ORG, clock, fake_twilio, text_in  # noqa: F401
 
 from ivr.cli import main
@@ -360,7 +361,6 @@ def test_stripes_off_session_test_cards_are_declined_plainly(
 def test_stripe_unreachable_keeps_the_bill_and_yes_again_finishes_with_the_same_key(app, client, member, stripe_api):
     text_in(client, "PAY")
     stripe_api.fail_next = 1
-    stripe_api.saved.clear()
 
     assert text_in(client, "YES")[1] == [
         (f"{ORG}: we couldn't reach the card processor just now. Reply YES again in a few minutes, or call {PAY_LINE}. "
@@ -368,12 +368,35 @@ def test_stripe_unreachable_keeps_the_bill_and_yes_again_finishes_with_the_same_
     ]
     (offer,) = rows(app, TextPayOffer)
     assert offer.status == "charging"
+    # PAY again makes no second offer for the bill: the open charge is finished by YES.
+    assert text_in(client, "PAY")[1][0].startswith(f"{ORG}: we couldn't reach the card processor just now.")
+    assert len(rows(app, TextPayOffer)) == 1
     stripe_api.saved.clear()  # Stripe saved nothing for a request it never began (a network failure)
 
     assert text_in(client, "YES")[1] == [APPROVED_EN]
     keys = {r.headers["Idempotency-Key"] for r in stripe_api.requests}
     assert keys == {f"sms:{offer.id}"} and len(stripe_api.successful_charges) == 1
     assert balance(app, member) == 0
+
+
+def test_a_charge_stripe_settles_by_webhook_is_not_charged_again(app, client, member, stripe_api):
+    text_in(client, "PAY")
+    stripe_api.fail_next = 1
+    text_in(client, "YES")  # Stripe unreachable; in fact the charge went through
+    (payment,) = rows(app, Payment)
+    send_event(client, "payment_intent.succeeded", {
+        "id": "pi_paid_meanwhile", "object": "payment_intent", "status": "succeeded", "amount": 12345,
+        "amount_received": 12345, "metadata": {"payment_id": str(payment.id)},
+        "latest_charge": {"payment_method_details": {"card": {"brand": "visa", "last4": "4242"}}},
+    })
+    (payment,) = rows(app, Payment)
+    assert payment.status == "succeeded"
+
+    assert text_in(client, "YES")[1] == [
+        f"{ORG}: that payment was already made (confirmation {payment.confirmation_number}). Nothing more was charged."
+    ]
+    assert len(stripe_api.requests) == 1 and balance(app, member) == 0
+    assert [o.status for o in rows(app, TextPayOffer)] == ["paid"]
 
 
 # --- two deliveries at once ---------------------------------------------------------------------
