@@ -100,7 +100,8 @@ class TextPayOffer(db.Model):
     status: Mapped[str] = mapped_column(sa.String(16), default="offered")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when a YES began charging it
+    # When a YES began charging it; cleared when Stripe could not be reached, so a YES may finish it.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"), unique=True)
 
     __table_args__ = (

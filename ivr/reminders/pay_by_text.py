@@ -35,8 +35,8 @@ OFFER_MINUTES = 10
 OFFER_LIFETIME = timedelta(minutes=OFFER_MINUTES)
 # A YES finds the number's newest offer of the last day; an older one is no longer "our text".
 LOOKBACK = timedelta(hours=24)
-# A claimed offer whose payment is still pending after this long was left by a process that died
-# (or could not reach Stripe): a YES may finish it, with the same idempotency key.
+# A claim older than this, its payment still unsettled, was left by a process that died: a YES may
+# finish it, with the same idempotency key.
 STILL_CHARGING = timedelta(seconds=60)
 
 OFFERED, CHARGING, PAID, DECLINED_STATUS, EXPIRED, REPLACED = (
@@ -191,10 +191,8 @@ def _confirm(offer: TextPayOffer, phone: str, lang: str, now: datetime) -> str:
 
 
 def _abandoned(offer: TextPayOffer, now: datetime) -> bool:
-    """A charging offer nobody is charging any more: its payment never settled and the claim is old."""
-    status = db.session.scalar(sa.select(Payment.status).where(Payment.id == offer.payment_id))
-    if status == "error":  # Stripe could not be reached: nothing more will happen unless asked
-        return True
+    """A charging offer nobody is charging any more: released after Stripe could not be reached, or
+    claimed by a process that has been silent too long to be still at it (it died)."""
     return offer.claimed_at is None or offer.claimed_at <= now - STILL_CHARGING
 
 
@@ -272,8 +270,10 @@ def _charge(offer: TextPayOffer, card: SavedCard, phone: str, lang: str) -> str:
         fresh.status = DECLINED_STATUS
         logger.info("text payment offer %s declined (%s)", offer_id, outcome.decline_code)
         return _decline_answer(fresh, outcome.decline_code, lang)
-    # Stripe could not be reached: the offer stays charging (the bill held) until a YES finishes
-    # it with the same key or Stripe's webhook settles the payment.
+    # Stripe could not be reached: the offer stays charging (the bill held, as the charge may have
+    # gone through) but is released, so the next YES finishes it with the same key; Stripe's
+    # webhook settles the payment if it went through meanwhile.
+    fresh.claimed_at = None
     logger.warning("text payment offer %s: the processor could not be reached", offer_id)
     return _words("pay_unavailable", lang)
 

@@ -379,6 +379,33 @@ def test_stripe_unreachable_keeps_the_bill_and_yes_again_finishes_with_the_same_
     assert balance(app, member) == 0
 
 
+def test_a_charge_whose_process_died_is_finished_by_a_later_yes_with_the_same_key(app, client, member, clock,
+                                                                                 stripe_api, monkeypatch):
+    text_in(client, "PAY")
+    gateway = app.extensions["ivr.gateway"]
+    real_charge = gateway.charge
+
+    def die(**kwargs):
+        raise SystemError("the process died after the attempt was committed, before Stripe was asked")
+
+    monkeypatch.setattr(gateway, "charge", die)
+    assert text_in(client, "YES") == (200, [])  # the error handler's empty answer, never a 500
+    monkeypatch.setattr(gateway, "charge", real_charge)
+    (offer,) = rows(app, TextPayOffer)
+    assert offer.status == "charging" and rows(app, Payment)[0].status == "pending"
+
+    # Within a minute another process may still be charging it: nothing is done twice.
+    clock.advance(seconds=30)
+    assert text_in(client, "YES")[1] == [
+        f"{ORG}: your payment is being processed. Your receipt will follow; you will not be charged twice."
+    ]
+    assert stripe_api.requests == []
+    clock.advance(seconds=31)
+    assert text_in(client, "YES")[1] == [APPROVED_EN]
+    assert [r.headers["Idempotency-Key"] for r in stripe_api.requests] == [f"sms:{offer.id}"]
+    assert len(rows(app, Payment)) == 1 and balance(app, member) == 0
+
+
 def test_a_charge_stripe_settles_by_webhook_is_not_charged_again(app, client, member, stripe_api):
     text_in(client, "PAY")
     stripe_api.fail_next = 1
