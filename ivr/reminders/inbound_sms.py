@@ -105,7 +105,7 @@ def incoming_sms():
             )
         return _reply(None)
     if keyword in HELP:
-        return _reply(text("help"))
+        return _reply(text("help_saved_card" if _any_saved_card(accounts) else "help"))
     if not accounts:
         logger.info("text from %s, which is not on file", mask(form.get("From")))
         return _reply(text("unknown_number"))
@@ -115,7 +115,12 @@ def incoming_sms():
         return _pay(accounts, words[1:], phone, lang, text)
     if keyword.isdigit() and len(keyword) >= 4:  # "5002" in answer to "which account?"
         return _pay(accounts, words, phone, lang, text)
-    return _reply(text("menu"))
+    return _reply(text("menu_saved_card" if _any_saved_card(accounts) else "menu"))
+
+
+def _any_saved_card(accounts: list[Account]) -> bool:
+    """Whether PAY from this number can pay by text (for one of its accounts at least)."""
+    return any(saved_cards.saved_card_of(a.id) is not None for a in accounts)
 
 
 def _balance(accounts: list[Account], lang: str, text) -> str:

@@ -129,6 +129,19 @@ def test_several_accounts_on_one_number_pick_the_one_named_and_offer_only_its_ca
     assert (payment.account_id, payment.amount_cents, payment.channel) == (second, 8417, "sms")
 
 
+@pytest.mark.parametrize(("word", "expected"), [
+    ("HELP", (f"{ORG} pay by phone. Call {PAY_LINE} to pay or for help. Reply PAY to pay with your card on file, "
+             "BAL for your balance, STOP to opt out.")),
+    ("hello", f"{ORG}: reply PAY to pay with your card on file, BAL for your balance, HELP for help, STOP to opt out."),
+    ("hola?", (f"{ORG}: responda PAGAR para pagar con su tarjeta guardada, SALDO para su saldo, AYUDA para ayuda, "
+              "STOP para no recibir avisos.")),
+])
+def test_help_and_the_menu_say_pay_uses_the_card_on_file(app, client, make_account, clock, word, expected):
+    account_id = make_account(language="es" if word == "hola?" else "en")
+    save_card(app, account_id)
+    assert text_in(client, word)[1] == [expected]
+
+
 # --- YES pays once ----------------------------------------------------------------------------
 
 
