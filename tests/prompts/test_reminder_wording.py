@@ -55,7 +55,9 @@ def test_texts_use_only_the_gsm7_alphabet(lang, key):
 def test_pay_by_text_texts_are_gsm7_and_the_offer_fits_one_segment(lang):
     fields = {"org": "Riverbend Electric Cooperative", "minutes": 10, "amount": "$12,345.67", "last4": "5001",
               "card": prompts.text("sms.pay_card", lang, brand=prompts.text("sms.card_amex", lang), card_last4="0005"),
-              "confirmation": "12345678", "pay_line": "(202) 555-0100", "phone": "(202) 555-0100"}
+              "confirmation": "12345678", "pay_line": "(202) 555-0100", "phone": "(202) 555-0100",
+              "choices": "PAY 5001 or PAY 7002", "when": "December 4, 2026, 10:00 AM", "brand": "Visa",
+              "card_last4": "4242"}
     keys = [key for key in prompts.catalog(lang) if key.startswith(("sms.pay_", "sms.card_", "sms.help_", "sms.menu_"))]
     assert "sms.pay_offer" in keys and "sms.pay_authentication" in keys
     for key in keys:

@@ -36,7 +36,7 @@ STRANGER = "+13125550199"  # on file for nobody
 PAY_LINE = "(202) 555-0100"
 
 OFFER_EN = f"{ORG}: Reply YES within 10 minutes to pay $123.45 with your Visa ending in 4242 for account ending 5001."
-OFFER_ES = (f"{ORG}: Responda SI en los proximos 10 minutos para pagar $123.45 con su Visa que termina en 4242, "
+OFFER_ES = (f"{ORG}: Responda SI en 10 minutos para pagar $123.45 con su Visa que termina en 4242, "
             "cuenta que termina en 5001.")
 APPROVED_EN = f"{ORG}: thank you, your payment went through. Your receipt follows."
 APPROVED_ES = f"{ORG}: gracias, su pago fue aprobado. Enseguida le enviamos el recibo."
