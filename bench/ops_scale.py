@@ -14,8 +14,11 @@ entry); a receipt in the outbox for every payment and a reminder a month for eve
 It signs in as a supervisor through the real sign-in route (Flask's test client on the real app) and
 times the pages staff use, each ``--repeat`` times after ``--warmup`` untimed requests: median, p95,
 the database's share and whether it is under the 300 ms budget. Last, ``ivr payments export --date``
-runs as a subprocess for a day with nothing, an ordinary day and the busiest day (``--full-export``
+runs as a subprocess for a day with nothing, an ordinary day and the busiest day (``--exports all``
 adds the whole history): rows, seconds and peak RSS, to show memory does not grow with the day.
+
+It exits 1 when a page does not answer 200 or an export's rows are not the day's money movements;
+a page over the budget is reported, not an error (the figures depend on the machine).
 """
 
 import argparse
@@ -24,6 +27,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -642,11 +646,17 @@ class Picks:
         engine.dispose()
 
 
+# Before each request of these pages, forget the kept figures of: the day shown ("day") or every day ("all").
+FORGET = {"as it happens": "day", "first view": "all"}
+
+
 def pages(p: Picks) -> list[tuple[str, str]]:
     """(label, URL) of every page timed."""
     month_ago = p.ordinary - timedelta(days=30)
     return [
         (f"Today, busiest day ({p.busy})", f"/ops?date={p.busy}"),
+        ("Today, busiest day, as it happens", f"/ops?date={p.busy}"),
+        ("Today, busiest day, first view", f"/ops?date={p.busy}"),
         (f"Today, ordinary day ({p.ordinary})", f"/ops?date={p.ordinary}"),
         ("payments: the busiest day", f"/ops/payments?date={p.busy}"),
         ("payments: a week", f"/ops/payments?from={p.ordinary - timedelta(days=6)}&to={p.ordinary}"),
@@ -701,6 +711,7 @@ def measure_pages(url: str, args: argparse.Namespace, picks: Picks) -> list[dict
     from ivr.agents.keys import create_agent, rotate_key
     from ivr.agents.models import Agent
     from ivr.extensions import db
+    from ivr.ops.models import ClosedDay
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "ORG_TIMEZONE": args.timezone, "ORG_NAME": ORG,
                       "PAYMENT_GATEWAY": "sandbox", "SMS_SENDER": "sandbox"})
@@ -729,13 +740,27 @@ def measure_pages(url: str, args: argparse.Namespace, picks: Picks) -> list[dict
     def _after(*_args) -> None:
         sql_ms.append((time.perf_counter() - started.pop()) * 1000)
 
+    def forget(label: str) -> None:
+        """Drop kept day figures, so the page counts them from the calls as it would for a day not over."""
+        which = next((w for key, w in FORGET.items() if key in label), None)
+        if which is None:
+            return
+        with app.app_context():
+            query = sa.delete(ClosedDay)
+            if which == "day":
+                query = query.where(ClosedDay.day == picks.busy)
+            db.session.execute(query)
+            db.session.commit()
+
     results = []
     for label, path in pages(picks):
         for _ in range(args.warmup):
+            forget(label)
             client.get(path)
         times, db_times, queries = [], [], 0
         html = ""
         for _ in range(args.repeat):
+            forget(label)
             sql_ms.clear()
             begin = time.perf_counter()
             response = client.get(path)
@@ -755,45 +780,64 @@ def export_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ivr.cli"]
 
 
+# Starts the export and reports its peak RSS. Started straight from this process, the export would
+# report this process's memory instead (Linux keeps the parent's high-water mark across fork and
+# exec), so this small launcher (python -S: a few megabytes) stands in between.
+LAUNCHER = ("import os, sys; pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ); "
+            "_, status, usage = os.wait4(pid, 0); sys.stderr.write(f'\\npeak_rss_kb={usage.ru_maxrss}\\n'); "
+            "sys.exit(os.waitstatus_to_exitcode(status))")
+
+
 def measure_export(url: str, tz: str, day: date | None) -> dict:
     """Run ``ivr payments export [--date day]`` as its own process: rows written, seconds, peak RSS."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "STRIPE_"))},
            "DATABASE_URL": url, "ORG_TIMEZONE": tz, "PAYMENT_GATEWAY": "sandbox", "SMS_SENDER": "sandbox"}
     args = [*export_command(), "payments", "export"] + (["--date", day.isoformat()] if day else [])
     begin = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, cwd=ROOT)
-    lines = 0
-    assert proc.stdout is not None
-    while chunk := proc.stdout.read(1 << 16):
-        lines += chunk.count(b"\n")
-    # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would be the largest of every child so far).
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - begin
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, *args], env=env, stdout=subprocess.PIPE,
+                                stderr=errors, cwd=ROOT)
+        lines = 0
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 16):
+            lines += chunk.count(b"\n")
+        proc.wait()
+        seconds = time.perf_counter() - begin
+        errors.seek(0)
+        said = errors.read().decode(errors="replace")
     if proc.returncode:
-        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}")
-    return {"rows": lines - 1, "seconds": seconds, "rss_mb": usage.ru_maxrss / 1024}
+        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}: {said[-2000:]}")
+    peak = re.findall(r"peak_rss_kb=(\d+)", said)
+    return {"rows": lines - 1, "seconds": seconds, "rss_mb": int(peak[-1]) / 1024}
 
 
 def report(args: argparse.Namespace, picks: Picks, results: list[dict], exports: list[tuple[str, int, dict]]) -> bool:
-    """Print the figures; True when every page is within the budget and every export wrote its day's rows."""
+    """Print the figures; True when every export wrote exactly its day's rows."""
     print(f"\n{args.database}: {picks.payments_total:,} payments, {picks.calls_total:,} calls, {picks.first} to "
           f"{picks.last}; busiest day {picks.busy} ({picks.per_day[picks.busy]:,} payments), ordinary day "
           f"{picks.ordinary} ({picks.per_day[picks.ordinary]:,})")
     print(f"\n{'page (signed in as a supervisor)':<44} {'median':>8} {'p95':>8} {'SQL':>7} {'queries':>7}  "
           f"{'< ' + str(BUDGET_MS) + ' ms':<8} shows")
-    ok = True
+    over = []
     for r in results:
         within = r["p95"] < BUDGET_MS
-        ok &= within
+        once = "first view" in r["label"]  # paid once for each day ever shown, not by every view
+        if not (within or once):
+            over.append(r["label"])
+        verdict = ("yes" if within else "NO") + (" (once)" if once else "")
         print(f"{r['label']:<44} {r['median']:>6.1f}ms {r['p95']:>6.1f}ms {r['db']:>5.1f}ms {r['queries']:>7}  "
-              f"{'yes' if within else 'NO':<8} {r['shown']}")
-    print(f"  ({args.repeat} timed requests each after {args.warmup} untimed; SQL: the median request's time in the "
-          "database driver)")
+              f"{verdict:<8} {r['shown']}")
+    print(f"  ({args.repeat} timed requests each after {args.warmup} untimed; < {BUDGET_MS} ms: the p95; SQL: the median"
+          " request's time in the database driver)\n"
+          "  (as it happens: the day's calls counted from their rows, as for a day not over yet; first view: all 30"
+          " days counted and kept, as the first time a month is shown)")
+    print("every page within the budget" if not over else f"over the budget: {', '.join(over)}")
     print(f"\n{'ivr payments export':<44} {'rows':>9} {'expected':>9} {'seconds':>8} {'peak RSS':>9}")
+    ok = True
     for label, expected, e in exports:
         ok &= e["rows"] == expected
         print(f"{label:<44} {e['rows']:>9,} {expected:>9,} {e['seconds']:>7.1f}s {e['rss_mb']:>7.1f}MB")
+    print("every export wrote its day's rows" if ok else "an export did NOT write its day's rows")
     return ok
 
 
@@ -809,24 +853,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default="ivr_scale")
     parser.add_argument("--timezone", default="America/New_York", help="ORG_TIMEZONE of the made-up co-op")
     parser.add_argument("--seed", type=float, default=0.42, help="PostgreSQL setseed(): the same data every time")
-    parser.add_argument("--full-export", action="store_true", help="also export the whole history")
+    parser.add_argument("--exports", choices=("days", "busiest", "all"), default="days",
+                        help="days: nothing, ordinary and busiest day; busiest: that one only; all: days and the whole "
+                             "history")
     args = parser.parse_args(argv)
 
     url = prepare(args)
     picks = Picks(url, args.timezone)
     results = measure_pages(url, args, picks)
     quiet = date(2000, 1, 3)
-    exports = [(f"--date {quiet} (nothing that day)", 0, measure_export(url, args.timezone, quiet)),
-               (f"--date {picks.ordinary} (ordinary day)", picks.movements.get(picks.ordinary, 0),
-                measure_export(url, args.timezone, picks.ordinary)),
-               (f"--date {picks.busy} (busiest day)", picks.movements.get(picks.busy, 0),
-                measure_export(url, args.timezone, picks.busy))]
-    if args.full_export:
-        exports.append(("(no --date: the whole history)", sum(picks.movements.values()),
-                        measure_export(url, args.timezone, None)))
-    ok = report(args, picks, results, exports)
-    print("\nevery page within budget, every export complete" if ok else "\nNOT all within budget or complete")
-    return 0 if ok else 1
+    wanted = [(f"--date {picks.busy} (busiest day)", picks.busy, picks.movements.get(picks.busy, 0))]
+    if args.exports != "busiest":
+        wanted[:0] = [(f"--date {quiet} (nothing that day)", quiet, 0),
+                      (f"--date {picks.ordinary} (ordinary day)", picks.ordinary, picks.movements.get(picks.ordinary, 0))]
+    if args.exports == "all":
+        wanted.append(("(no --date: the whole history)", None, sum(picks.movements.values())))
+    exports = [(label, expected, measure_export(url, args.timezone, day)) for label, day, expected in wanted]
+    return 0 if report(args, picks, results, exports) else 1
 
 
 if __name__ == "__main__":

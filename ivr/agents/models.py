@@ -114,7 +114,8 @@ class AuditEntry(db.Model):
     action: Mapped[str] = mapped_column(sa.String(40))
     account: Mapped[str | None] = mapped_column(sa.String(12))  # masked: "…5001"
     call_sid: Mapped[str | None] = mapped_column(sa.String(64))
-    subject: Mapped[str | None] = mapped_column(sa.String(24))  # transfer or assisted payment id
+    # transfer or assisted payment id, or a payment's confirmation number (its page lists its staff actions)
+    subject: Mapped[str | None] = mapped_column(sa.String(24), index=True)
     outcome: Mapped[str] = mapped_column(sa.String(40))
     detail: Mapped[str | None] = mapped_column(sa.String(200))
 
