@@ -49,6 +49,18 @@ STATE_NAMES = {
 }
 
 
+@bp.before_request
+def _plan_for_the_values_given() -> None:
+    """On PostgreSQL, plan each of this request's queries for the values it is given.
+
+    psycopg prepares a statement the fifth time it runs, and PostgreSQL may then keep one generic
+    plan for any values. For the console's searches over skewed data (a rare status, one account in
+    thousands, two years of days) that plan reads most of a million-row table (docs/speed.md).
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 @bp.after_request
 def _security_headers(response: Response) -> Response:
     """No framing, no script, nothing cached: the pages show members' payments."""
