@@ -9,7 +9,7 @@ callback and agent channels (declines with their reasons, retries on the same ca
 partial refunds, disputes and won disputes, each with its money movements, refund request and audit
 entry); a receipt in the outbox for every payment and a reminder a month for every account; and
 ``--calls`` calls with the funnel columns (``furthest``, ``path``) as the product writes them. Every
-15th is a due date; three due dates are busy days with 3% of the payments each. Then ANALYZE.
+15th is a due date; three due dates are busy days with 3% of the payments each. Then VACUUM ANALYZE.
 
 It signs in as a supervisor through the real sign-in route (Flask's test client on the real app) and
 times the pages staff use, each ``--repeat`` times after ``--warmup`` untimed requests: median, p95,
@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -50,6 +49,7 @@ BUDGET_MS = 300
 ORG = "Riverbend Electric Cooperative"
 LINE = "+18005550100"
 SUPERVISOR = "Scale Supervisor"
+LOADED = "loaded by bench/ops_scale.py:"
 BUSY_SHARE = 0.03  # of all payments, on each busy day
 DUE_DAY = 15  # every bill is due on the 15th
 
@@ -61,8 +61,8 @@ BRANDS = [("visa", 55), ("mastercard", 28), ("amex", 9), ("discover", 8)]
 RECEIPT_ERRORS = [(30003, "Unreachable destination handset"), (30005, "Unknown destination handset"),
                   (30006, "Landline or unreachable carrier"), (21610, "Attempt to send to unsubscribed recipient")]
 
-# Calls that did not pay: weight, channel, last state, furthest, path, what the caller last heard.
-# "hangup" is a call that ended by the caller hanging up in that state.
+# Calls that did not pay: weight, channel, last state, furthest, path, and the kind of answer the row
+# last saved (``last_twiml``): a menu, a goodbye, a transfer to an agent, or <Pay> for a hang-up there.
 OTHER_CALLS = [
     (3, "ivr", "WELCOME", None, ["WELCOME"], "gather"),
     (6, "ivr", "ENTER_ACCOUNT", None, ["WELCOME", "ENTER_ACCOUNT"], "gather"),
@@ -188,13 +188,22 @@ def prepare(args: argparse.Namespace) -> str:
     upgrade(url)  # what `ivr db upgrade` runs
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        loaded = conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM payments)"))
-    if loaded:
-        print(f"{args.database}: reusing the loaded data")
+        # The load's last act is this note, so a load that stopped half way is not taken for a loaded database.
+        loaded = conn.scalar(sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"),
+                             {"n": args.database})
+    if loaded and loaded.startswith(LOADED):
+        print(f"{args.database}: reusing the data {loaded}")
+    elif loaded is None and args.reuse and _has_rows(engine):
+        raise SystemExit(f"{args.database} holds a load that did not finish; run without --reuse")
     else:
         load(engine, args)
     engine.dispose()
     return url
+
+
+def _has_rows(engine: sa.Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM payments)")))
 
 
 class Step:
@@ -370,6 +379,8 @@ def load(engine: sa.Engine, args: argparse.Namespace) -> None:
     # VACUUM sets the visibility map as autovacuum would have long since on a live database; ANALYZE the plans' figures.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM (ANALYZE)"))
+        note = f"{LOADED} ~{args.payments} payments, {args.calls} calls, {args.days} days, seed {args.seed}"
+        conn.execute(sa.text(f'COMMENT ON DATABASE "{args.database}" IS {sql_text(note)}'))
     print(f"  loaded and analysed in {time.perf_counter() - started:.0f} s")
 
 
@@ -384,7 +395,7 @@ def _drop_indexes(conn: sa.Connection, tables: list[str]) -> list[str]:
         SELECT i.indexname, i.indexdef FROM pg_indexes i
         WHERE i.tablename IN ({names}) AND i.schemaname = 'public'
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)""")).all()
-    for table, name, _, kind in sorted(constraints, key=lambda c: c[3] != "f"):  # foreign keys first
+    for table, name, _, _kind in sorted(constraints, key=lambda c: c[3] != "f"):  # foreign keys first
         conn.execute(sa.text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
     for name, _ in indexes:
         conn.execute(sa.text(f'DROP INDEX "{name}"'))
@@ -525,7 +536,7 @@ def _load_calls(step: Step, tz: str, hours: str, accounts: int) -> None:
                                    'pay_attempts', u.attempts, 'paid_cents',
                                    CASE WHEN u.final = 'succeeded' THEN u.amount_cents END)::text AS data,
                  array_length(string_to_array(p.path, ','), 1) + 1 AS seq,
-                 {twiml(f"CASE WHEN u.channel = 'agent' THEN 'return' ELSE 'goodbye' END", 'a.language')} AS last_twiml,
+                 {twiml("CASE WHEN u.channel = 'agent' THEN 'return' ELSE 'goodbye' END", 'a.language')} AS last_twiml,
                  u.began + (u.attempts - 1) * interval '75 seconds' + interval '50 seconds' AS ended_at,
                  CASE WHEN u.final = 'succeeded' THEN 'paid' ELSE 'card_entry' END AS furthest,
                  '[' || p.path || ']' AS path,
@@ -662,8 +673,8 @@ def pages(p: Picks) -> list[tuple[str, str]]:
         ("payments: a week", f"/ops/payments?from={p.ordinary - timedelta(days=6)}&to={p.ordinary}"),
         ("payments: a confirmation number", f"/ops/payments?confirmation={p.confirmation}"),
         ("payments: account's last four, 2 years", f"/ops/payments?from={p.first}&to={p.last}&last4={p.last4}"),
-        ("payments: callback + refunded, a month", f"/ops/payments?from={month_ago}&to={p.ordinary}&channel=callback"
-                                                   "&status=refunded"),
+        ("payments: callback + refunded, a month",
+         f"/ops/payments?from={month_ago}&to={p.ordinary}&channel=callback&status=refunded"),
         ("payments: declined, the busiest day", f"/ops/payments?date={p.busy}&status=declined"),
         ("payments: all, 2 years", f"/ops/payments?from={p.first}&to={p.last}"),
         ("payments: disputed, 2 years", f"/ops/payments?from={p.first}&to={p.last}&status=disputed"),
