@@ -379,6 +379,10 @@ def apply(call: CallRow, turn: Turn, twiml: str) -> None:
     data = dict(call.data or {})
     data.update(turn.updates)
     call.data = data
+    if turn.updates.get("identified") is False:
+        # The caller goes on to pay another account: that one is identified afresh.
+        call.account_id = None
+        call.account = None
     call.language = str(data.get("language", call.language))
     call.state = turn.state.value
     call.seq += 1
