@@ -217,14 +217,18 @@ def payment_history(ctx: CallContext) -> tuple[Prompt, ...]:
 def fee_or_card(_: str, ctx: CallContext) -> Decision:
     """Before card entry: offer the co-op's convenience fee when it charges one, else go straight on.
 
-    Either way nothing is accepted yet (``fee_cents`` 0): only the caller's key accepts a fee.
+    Either way nothing is accepted yet (``fee_cents`` 0): only the caller's key accepts a fee, and
+    it accepts the fee it was offered (``fee_offered_cents``), should the setting change meanwhile.
     """
-    return Decision("fee" if ctx.convenience_fee_cents > 0 else "no_fee", {"fee_cents": 0})
+    fee = ctx.convenience_fee_cents
+    if fee > 0:
+        return Decision("fee", {"fee_cents": 0, "fee_offered_cents": fee})
+    return Decision("no_fee", {"fee_cents": 0})
 
 
 def fee_offer(ctx: CallContext) -> tuple[Prompt, ...]:
     """The fee, what goes to the bill and the total the card will be charged; then the choices."""
-    amount, fee = int(ctx.data.get("amount_cents", 0)), ctx.convenience_fee_cents
+    amount, fee = int(ctx.data.get("amount_cents", 0)), int(ctx.data.get("fee_offered_cents", 0))
     return (
         Prompt("fee_offer", {"fee": Money(fee), "amount": Money(amount), "total": Money(amount + fee)}),
         Prompt("fee_options"),
@@ -234,7 +238,7 @@ def fee_offer(ctx: CallContext) -> tuple[Prompt, ...]:
 def accept_fee(digits: str, ctx: CallContext) -> Decision:
     """"1" accepts the fee said and goes on to the card; "2" goes back to the menu; "9" ends the call."""
     if digits == "1":
-        return Decision("accepted", {"fee_cents": ctx.convenience_fee_cents})
+        return Decision("accepted", {"fee_cents": int(ctx.data.get("fee_offered_cents", 0))})
     if digits == "2":
         return Decision("back")
     if digits == "9":

@@ -385,3 +385,11 @@ def test_an_approved_payment_with_a_fee_says_the_fee(lang):
                "cents fee, was approved. Your confirmation number is 4 8 2 1 3 3 7 5.",
          "es": "Su pago de trescientos cincuenta y seis dólares con noventa centavos, más el cargo de dos dólares "
                "con cincuenta centavos, fue aprobado. Su número de confirmación es 4 8 2 1 3 3 7 5."}[lang])
+
+
+def test_the_fee_accepted_is_the_fee_that_was_said_even_if_the_setting_changes_meanwhile():
+    ctx = Context(fee=250)
+    offer = step(ctx, identified(ctx), KeyPress("1"))
+    ctx.convenience_fee_cents = 300  # a new setting deployed while the caller listens
+    step(ctx, offer, KeyPress("1"))
+    assert ctx.data["fee_cents"] == 250
