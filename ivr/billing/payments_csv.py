@@ -42,10 +42,12 @@ def export_payments(
 
     One row per movement (``money_movements``): a payment positive; a refund or a dispute negative,
     on the day it happened, with the original payment's confirmation number; a won dispute
-    positive; a convenience fee its own ``fee`` row beside its payment (negative when it went back). ``on_date`` keeps the movements of that calendar day in the time zone ``tz`` (an
-    IANA name; the ``ivr payments export`` command passes ``ORG_TIMEZONE``). ``paid_at`` is when
-    the row's money moved, always in UTC; ``status`` and ``refunded_amount`` are the payment's as
-    it stands now; ``entry_id`` is the same in every export, so nothing is posted twice.
+    positive; a convenience fee its own ``fee`` row beside its payment (negative when it went
+    back). ``on_date`` keeps the movements of that calendar day in the time zone ``tz`` (an IANA
+    name; the ``ivr payments export`` command passes ``ORG_TIMEZONE``). ``paid_at`` is when the
+    row's money moved, always in UTC; ``status`` is the payment's as it stands now and
+    ``refunded_amount`` what has gone back of the row's kind of money (the fee's on a fee row, the
+    amount's on the others); ``entry_id`` is the same in every export, so nothing is posted twice.
     """
     stmt = (
         sa.select(

@@ -11,7 +11,6 @@ import io
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
 from helpers import send_event
 

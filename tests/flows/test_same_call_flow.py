@@ -5,7 +5,6 @@ from datetime import date
 
 import pytest
 
-import prompts
 from flows import Entry, Keys, Pay, State
 from flows.engine import KeyPress, PayOutcome, Silence, advance, start
 from flows.steps import APPROVED, STAR, AccountView, PaidView
@@ -176,8 +175,8 @@ def test_3_says_the_last_three_payments_with_day_amount_and_how(lang):
         ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "en",
          "Here is your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by card."),
         ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "es",
-         "Este es su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
-         "noviembre, con tarjeta."),
+         ("Este es su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
+          "noviembre, con tarjeta.")),
     ],
 )
 def test_no_payments_or_one_are_said_as_such(paid, lang, words):

@@ -13,7 +13,6 @@ from helpers import CallActions
 from ivr.billing.payments_csv import export_payments
 from ivr.extensions import db
 from ivr.models import Account, Payment, VerificationFailure
-from ivr.outbox.models import OutboxMessage
 from ivr.outbox.sms import SandboxSmsSender
 from ivr.outbox.texts import run_once
 
@@ -211,7 +210,8 @@ def test_after_paying_one_account_the_caller_pays_another_verified_afresh(app, c
     assert account(app, "12345001").balance_cents == 0 and account(app, "12345002").balance_cents == 0
     texts = sorted(body for _, body in deliver(app))
     assert len(texts) == 2
-    receipt = {"en": "payment of {} received for account ending {}", "es": "recibimos su pago de {} para la cuenta que termina en {}"}
+    receipt = {"en": "payment of {} received for account ending {}",
+               "es": "recibimos su pago de {} para la cuenta que termina en {}"}
     assert [(receipt[lang].format("$84.17", "5001") in body, first in body) for body in texts if "5001" in body] == [(True, True)]
     assert [(receipt[lang].format("$212.50", "5002") in body, second in body) for body in texts if "5002" in body] == [
         (True, True)]
