@@ -170,6 +170,8 @@ _STAGE_OF_STATE = {
     State.CALLBACK_WELCOME: "heard_balance",
     State.ENTER_AMOUNT: "heard_balance",
     State.CONFIRM_AMOUNT: "heard_balance",
+    State.HISTORY: "heard_balance",
+    State.FEE_CONFIRM: "heard_balance",
     State.CARD_ENTRY: "card_entry",
     State.CONFIRMATION: "paid",
     State.AFTER_PAYMENT: "paid",
