@@ -127,7 +127,9 @@ class Payment(db.Model):
     call_sid: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     channel: Mapped[str] = mapped_column(sa.String(16), default="ivr")
     language: Mapped[str] = mapped_column(sa.String(2), default="en")
-    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)  # what goes to the bill
+    # The convenience fee the caller accepted, charged with the amount in the same PaymentIntent.
+    fee_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
     # pending -> succeeded | declined | error ; succeeded -> refunded | disputed
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
@@ -135,12 +137,20 @@ class Payment(db.Model):
     stripe_payment_intent: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     card_brand: Mapped[str | None] = mapped_column(sa.String(20))
     card_last4: Mapped[str | None] = mapped_column(sa.String(4))
+    # Stripe's ids of what was charged (no card data): a member may then agree to keep this card.
+    stripe_customer: Mapped[str | None] = mapped_column(sa.String(64))
+    stripe_payment_method: Mapped[str | None] = mapped_column(sa.String(64))
     receipt_to: Mapped[str | None] = mapped_column(sa.String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # /ops by day
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
     account: Mapped[Account] = relationship(back_populates="payments")
+
+    @property
+    def charged_cents(self) -> int:
+        """What the card was charged: the amount and the convenience fee."""
+        return self.amount_cents + (self.fee_cents or 0)
 
     # /ops: a status over any span of days, newest first (disputes this year, a day's declines) reads
     # only those rows, in order; anything that looked payments up by status alone still can.

@@ -107,8 +107,21 @@ class PaymentGateway(Protocol):
         metadata: Mapping[str, str],
         customer: str | None = None,
         description: str | None = None,
+        off_session: bool = False,
     ) -> ChargeResult:
         """Create and confirm one PaymentIntent for ``token`` (``pm_…`` or ``tok_…``).
+
+        ``off_session``: a saved card charged without the member entering it (its ``customer``
+        is required); a bank that wants authentication declines with ``authentication_required``.
+
+        :raises PaymentUnavailable: network failure, 5xx, rate limit or auth failure.
+        """
+        ...
+
+    def detach(self, payment_method_id: str) -> None:
+        """Detach a saved PaymentMethod from its customer, so it can never be charged again.
+
+        A PaymentMethod Stripe no longer knows (already detached, deleted) counts as detached.
 
         :raises PaymentUnavailable: network failure, 5xx, rate limit or auth failure.
         """

@@ -48,12 +48,17 @@ def charge_token(
     language: str,
     caller: str | None,
     customer: str | None = None,
+    off_session: bool = False,
+    fee_cents: int = 0,
     extra_metadata: Mapping[str, str] | None = None,
     before_commit: Callable[[Payment], None] | None = None,
 ) -> ChargeOutcome:
     """Open the attempt, commit it, charge ``token`` outside any lock, and settle it once.
 
     ``attempt_key`` names one attempt (a redelivery has the same key, a new card a new one).
+    ``off_session`` charges a saved card (``token`` its PaymentMethod, ``customer`` its owner).
+    ``fee_cents`` is a convenience fee the member accepted: charged in the same PaymentIntent as
+    ``amount_cents`` and kept apart on the payment (the balance drops by the amount only).
     ``before_commit(payment)`` writes the caller's own rows in the attempt's commit (a call's
     "charging" mark, a session's ``processing``). Commits; call it with no lock the caller needs
     kept, since the processor may take seconds. The settle is left in the open transaction for
@@ -63,10 +68,14 @@ def charge_token(
         attempt_key=attempt_key,
         account=account,
         amount_cents=amount_cents,
+        fee_cents=fee_cents,
         call_sid=call_sid,
         channel=channel,
         language=language,
         caller=caller,
+        stripe_customer=customer,
+        # Twilio's connector gives PaymentMethods (pm_…); a legacy tok_ cannot be kept anyway.
+        stripe_payment_method=token if token.startswith("pm_") else None,
     )
     payment_id = payment.id
     metadata = {
@@ -74,6 +83,8 @@ def charge_token(
         "account_number": account.account_number,
         **({"call_sid": call_sid} if call_sid else {}),
         "channel": channel,
+        # The PaymentIntent's amount is both; Stripe's dashboard shows which part was the fee.
+        **({"fee_cents": str(payment.fee_cents)} if payment.fee_cents else {}),
         **(extra_metadata or {}),
     }
     description = f"{current_app.config['ORG_NAME']} account ending {account.last4}"
@@ -82,7 +93,7 @@ def charge_token(
     db.session.commit()  # the attempt is on record before any money moves
 
     settled = _charge_committed(payment_id, token=token, metadata=metadata, description=description,
-                                customer=customer)
+                                customer=customer, off_session=off_session)
     if settled is None:
         return ChargeOutcome(UNAVAILABLE, payment_id)
     if settled.status == "succeeded":
@@ -92,7 +103,7 @@ def charge_token(
 
 @metrics.counts_charge
 def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str], description: str,
-                      customer: str | None) -> Payment | None:
+                      customer: str | None, off_session: bool) -> Payment | None:
     """Charge a committed attempt (its key is Stripe's idempotency key) and settle it.
 
     Returns the settled payment, or None when the processor could not be reached: the attempt is
@@ -103,12 +114,13 @@ def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str
     try:
         result = current_app.extensions["ivr.gateway"].charge(
             token=token,
-            amount_cents=payment.amount_cents,
+            amount_cents=payment.charged_cents,  # one charge: the amount and any fee
             currency="usd",
             idempotency_key=payment.attempt_key,
             metadata=metadata,
             customer=customer,
             description=description,
+            off_session=off_session,
         )
     except PaymentUnavailable:
         ledger.mark_unavailable(db.session.get(Payment, payment_id))

@@ -36,6 +36,7 @@ from ..money import refunds
 from ..outbox.models import OutboxMessage
 from . import charts, figures
 from .access import staff, staff_only
+from .labels import step_label
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
@@ -88,9 +89,14 @@ def _money(cents: int | None) -> str:
 
 @bp.app_template_filter("when")
 def _when(moment: datetime | None) -> str:
-    """A stored UTC moment as the co-op's local date and time: "2026-12-03 14:05"."""
+    """A stored UTC moment as the co-op's local date and time, for people: "Dec 3, 2026, 2:05 PM"."""
     shown = figures.local(moment)
-    return shown.strftime("%Y-%m-%d %H:%M") if shown else ""
+    return shown.strftime("%b %-d, %Y, %-I:%M %p") if shown else ""
+
+
+@bp.app_template_filter("step")
+def _step(state: str | None) -> str:
+    return step_label(state)
 
 
 def _page(template: str, **context: object) -> str:
@@ -282,7 +288,7 @@ def refund(confirmation: str):
             cents = int(Decimal(raw) * 100)
         except InvalidOperation:
             return Response("amount: dollars and cents, e.g. 12.50", 400)
-        if cents <= 0 or cents > paid.amount_cents - paid.refunded_cents:
+        if cents <= 0 or cents > paid.charged_cents - paid.refunded_cents:
             return Response("amount: more than zero and no more than what remains", 400)
     try:
         number = int(request.form.get("request_number", ""))

@@ -92,6 +92,29 @@ def test_an_admin_refunds_part_of_a_payment_once_however_often_the_form_is_sent(
         assert [(e.agent_name, e.outcome, e.subject) for e in entries] == [("Morgan", "refunded", confirmation)] * 2
 
 
+def test_a_payment_with_a_convenience_fee_shows_it_and_an_admin_refunds_all_that_was_charged(app, client, stripe_api,
+                                                                                              make_account):
+    account_id = make_account()
+    with app.app_context():
+        paid = charge_token(db.session.get(Account, account_id), 5000, "CAops:1", "pm_card_visa", channel="ivr",
+                            call_sid=None, language="en", caller="+12025550143", fee_cents=250)
+        db.session.commit()
+        confirmation = paid.payment.confirmation_number
+    staff(app, client, "admin", "Morgan")
+    page = text(client.get(f"/ops/payments/{confirmation}"))
+    assert "$2.50 ($52.50 charged)" in page and "$0.00 refunded; $52.50 remains." in page
+    token = token_of(client, f"/ops/payments/{confirmation}")
+    too_much = client.post(f"/ops/payments/{confirmation}/refund", data={"csrf_token": token, "amount": "52.51"})
+    assert too_much.status_code == 400
+    number = re.search(r'name="request_number" value="(\d+)"', page).group(1)
+    done = client.post(f"/ops/payments/{confirmation}/refund",
+                       data={"csrf_token": token, "amount": "52.50", "request_number": number})
+    assert done.status_code == 303 and [r["amount"] for r in stripe_api.refunds] == [5250]
+    assert "$52.50 refunded; $0.00 remains." in text(client.get(f"/ops/payments/{confirmation}"))
+    with app.app_context():
+        assert db.session.get(Account, account_id).balance_cents == 12345  # the bill's 50.00 is owed again
+
+
 def test_a_refund_of_more_than_remains_is_refused_in_words(app, client, day):
     staff(app, client, "admin")
     token = token_of(client, "/ops/payments/AB12CD34")
@@ -142,7 +165,7 @@ def test_today_shows_the_days_money_declines_receipts_and_funnel(app, client, da
     assert cells(html, "funnel") == [["Calls", "5"], ["Identified", "4"], ["Heard the balance", "3"],
                                      ["Reached card entry", "2"], ["Paid", "1"],
                                      ["Ended paid or informed without an agent", "3"]]
-    assert sorted(cells(html, "hang-ups")) == [["ENTER_ACCOUNT", "1"], ["HUNG_UP", "1"]]
+    assert sorted(cells(html, "hang-ups")) == [["Entering the account number", "1"], ["Hung up entering the card", "1"]]
     assert 'id="containment">60%<' in html
     assert html.count("<svg") == 4
 
@@ -181,7 +204,9 @@ def test_a_payments_page_tells_its_whole_story(app, client, day):
     html = text(client.get("/ops/payments/AB12CD34"))
     assert [row[1:3] for row in cells(html, "attempts")] == [["declined", "card_declined"], ["succeeded", ""]]
     assert "pi_one" in html and "…5001" in html and "12345001" not in html
-    assert "ENTER_ACCOUNT" in html and html.index("CARD_DECLINED") < html.index("CONFIRMATION")
+    assert "Entering the account number" in html
+    assert "Dec 2, 2026, 10:00 AM" in html and "2026-12-02" not in html  # local time, for people
+    assert html.index("Card declined") < html.index("Heard the confirmation") and "CARD_DECLINED" not in html
     assert cells(html, "deliveries")[0][1:3] == ["…0143", "sent"]
     assert client.get("/ops/payments/NOPE0000").status_code == 404
 

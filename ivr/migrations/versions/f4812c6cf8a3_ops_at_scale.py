@@ -10,7 +10,7 @@ replaces the index on status alone). On PostgreSQL they are built CONCURRENTLY, 
 while they build (15 to 35 seconds at that size on a shared 2-core machine).
 
 Revision ID: f4812c6cf8a3
-Revises: b7d41e0c9a52
+Revises: d5a8e3c1f7b2
 Create Date: 2026-12-03 16:26:42.318955
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 import ivr.models
 
 revision = 'f4812c6cf8a3'
-down_revision = 'b7d41e0c9a52'
+down_revision = 'd5a8e3c1f7b2'
 branch_labels = None
 depends_on = None
 
