@@ -126,6 +126,9 @@ class StripeFake:
     ``now`` is Stripe's clock (a Refund's ``created``); ``before_refund_answer(refund)`` runs after a
     refund exists and before its answer leaves, as a webhook may arrive first; ``drop_next`` loses
     the next N refund requests on the way (a network failure: Stripe never sees them).
+    ``in_use[key] = N`` answers the next N PaymentIntent requests with that idempotency key as Stripe
+    does while an earlier request with the key is still running (409 ``idempotency_key_in_use``,
+    nothing saved); ``in_use_always`` answers every one so.
     """
 
     def __init__(self, rsps, base="https://api.stripe.com"):
@@ -138,6 +141,8 @@ class StripeFake:
         self.now = lambda: int(time.time())
         self.before_refund_answer = None
         self.drop_next = 0
+        self.in_use = {}
+        self.in_use_always = False
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_intents$"), self._create_intent)
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_methods$"), self._create_pm)
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/refunds$"), self._create_refund)
@@ -146,6 +151,12 @@ class StripeFake:
     def _create_intent(self, request):
         self.requests.append(request)
         key = request.headers.get("Idempotency-Key")
+        if self.in_use_always or self.in_use.get(key):
+            if not self.in_use_always:
+                self.in_use[key] -= 1
+            return _stripe_error(409, {"type": "idempotency_error", "code": "idempotency_key_in_use",
+                                       "message": "There is currently another in-progress request using this "
+                                                  "Idempotent Key. Please try again later."})
         if key in self.saved:
             return self.saved[key]
         if self.fail_next:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from payments import PaymentUnavailable
+from payments import ChargeInProgress, PaymentUnavailable
 
 from ..extensions import db
 from ..models import Account, Payment
@@ -35,6 +35,9 @@ class ChargeOutcome:
     payment_id: int
     payment: Payment | None = None  # the settled row; None when the processor could not be reached
     decline_code: str | None = None
+    # Unavailable because the processor is still running an earlier request of this same attempt
+    # (another delivery's): asked again shortly, it answers with that request's result.
+    in_progress: bool = False
 
 
 def charge_token(
@@ -54,8 +57,8 @@ def charge_token(
     """Open the attempt, commit it, charge ``token`` outside any lock, and settle it once.
 
     ``attempt_key`` names one attempt (a redelivery has the same key, a new card a new one).
-    ``before_commit(payment)`` writes the caller's own rows in the attempt's commit (a call's
-    "charging" mark, a session's ``processing``). Commits; call it with no lock the caller needs
+    ``before_commit(payment)`` writes the caller's own rows in the attempt's commit (an assisted
+    session's ``processing``). Commits; call it with no lock the caller needs
     kept, since the processor may take seconds. The settle is left in the open transaction for
     the caller to commit with its own record of the outcome.
     """
@@ -81,8 +84,11 @@ def charge_token(
         before_commit(payment)
     db.session.commit()  # the attempt is on record before any money moves
 
-    settled = _charge_committed(payment_id, token=token, metadata=metadata, description=description,
-                                customer=customer)
+    try:
+        settled = _charge_committed(payment_id, token=token, metadata=metadata, description=description,
+                                    customer=customer)
+    except ChargeInProgress:
+        return ChargeOutcome(UNAVAILABLE, payment_id, in_progress=True)
     if settled is None:
         return ChargeOutcome(UNAVAILABLE, payment_id)
     if settled.status == "succeeded":
@@ -110,6 +116,8 @@ def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str
             customer=customer,
             description=description,
         )
+    except ChargeInProgress:
+        raise  # left pending: the request still running will settle it (or Stripe's webhook will)
     except PaymentUnavailable:
         ledger.mark_unavailable(db.session.get(Payment, payment_id))
         return None
