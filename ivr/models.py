@@ -65,12 +65,16 @@ class Account(db.Model):
 
 
 class VerificationFailure(db.Model):
-    """One failed identification against an existing account (drives the lockout)."""
+    """One failed identification (an existing account's drive the lockout).
+
+    ``account_id`` is None when the number keyed is no account: that failure is written too, so it
+    costs what a wrong last four costs and the answer's timing cannot tell the two apart.
+    """
 
     __tablename__ = "verification_failures"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
     call_sid: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 

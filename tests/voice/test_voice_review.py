@@ -242,3 +242,68 @@ def test_a_result_stripe_keeps_reporting_in_use_ends_in_words_within_twilios_lim
     payments, balance, receipts = paid_state(app)
     # Left pending for Stripe's webhook to settle, whatever that request's result turns out to be.
     assert balance == 12345 and receipts == 0 and [p.status for p in payments] == ["pending"]
+
+
+# --- an unknown account and a wrong last four cost the same ---------------------------------------
+
+
+def _at_last_four(client, number):
+    call = CallActions(client, from_="+12025550199")
+    call.start()
+    call.silence()
+    call.press(number)
+    return call
+
+
+def _statements_of(app, monkeypatch, action):
+    """Every statement ``action`` sends to the database, as (verb, table), commits included."""
+    from ivr.voice import call_rows
+
+    seen = []
+
+    def note(sql):
+        words = re.findall(r"[A-Za-z_]+", sql)
+        verb = words[0].upper()
+        tables = [w for w in words if w in db.metadata.tables]
+        seen.append((verb, tables[0] if tables else None))
+
+    real_execute = call_rows.DriverStatement._execute
+
+    def driver_execute(self, conn, params):
+        note(self._for(conn.dialect)[0])
+        return real_execute(self, conn, params)
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):
+        note(statement)
+
+    def on_commit(conn):
+        seen.append(("COMMIT", None))
+
+    monkeypatch.setattr(call_rows.DriverStatement, "_execute", driver_execute)
+    with app.app_context():
+        engines = list(db.engines.values())
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", on_execute)
+        sa.event.listen(engine, "commit", on_commit)
+    try:
+        action()
+    finally:
+        for engine in engines:
+            sa.event.remove(engine, "before_cursor_execute", on_execute)
+            sa.event.remove(engine, "commit", on_commit)
+    return [s for s in seen if s[0] not in ("SAVEPOINT", "RELEASE")]
+
+
+def test_an_unknown_account_costs_the_database_what_a_wrong_last_four_costs(app, client, make_account, monkeypatch):
+    make_account()
+    unknown = _at_last_four(client, "99999999")
+    known = _at_last_four(client, "12345001")
+    unknown_work = _statements_of(app, monkeypatch, lambda: unknown.press("1234"))
+    wrong_work = _statements_of(app, monkeypatch, lambda: known.press("1234"))
+    assert unknown.said() == known.said()
+    assert unknown_work == wrong_work
+    assert ("INSERT", "verification_failures") in unknown_work  # both paths write
+    with app.app_context():
+        failures = db.session.execute(sa.select(VerificationFailure.account_id, VerificationFailure.call_sid)).all()
+    assert sorted(failures, key=str) == sorted([(None, unknown.call_sid), (1, known.call_sid)], key=str)
+
