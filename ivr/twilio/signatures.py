@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,3 +33,17 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+# Twilio's Call SIDs: "CA" and 32 hex digits. Anything else (none at all, say) would name a call
+# row no real call has, which every such request would then share.
+_CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+
+
+def call_sid() -> str:
+    """The signed request's ``CallSid``; a request without a well-formed one is refused (400, nothing changed)."""
+    sid = request.form.get("CallSid", "")
+    if not _CALL_SID.fullmatch(sid):
+        logger.warning("refused a signed request to %s without a proper CallSid", request.path)
+        abort(400)
+    return sid

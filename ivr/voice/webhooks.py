@@ -18,6 +18,7 @@ from ..masking import mask
 from ..models import Account, utcnow
 from ..money import charge
 from ..monitoring import metrics
+from ..twilio.signatures import call_sid as signed_call_sid
 from ..twilio.signatures import twilio_signed
 from . import call_rows
 from . import events as call_events
@@ -89,7 +90,7 @@ def _read_for_step(call_sid: str, attempt: int) -> CallRow | None:
 def incoming_call():
     """A call comes in: greet the caller (or repeat the greeting if Twilio asks twice)."""
     form = request.form
-    call_sid = form.get("CallSid", "")
+    call_sid = signed_call_sid()
     call = call_rows.read(call_sid)
     if call is not None and call.last_twiml:
         return xml_response(call.last_twiml)
@@ -120,7 +121,7 @@ def _replay_or_none(call: CallRow | None) -> str | None:
 @twilio_signed
 def step():
     """A ``<Gather>`` answered (``Digits``) or timed out (no ``Digits``): advance the flow."""
-    call_sid = request.form.get("CallSid", "")
+    call_sid = signed_call_sid()
     event = KeyPress(request.form["Digits"]) if request.form.get("Digits") else Silence()
     for attempt in range(OPTIMISTIC_TRIES + 1):
         call = _read_for_step(call_sid, attempt)
@@ -142,7 +143,7 @@ def step():
 def pay_result():
     """``<Pay>`` finished: charge the token once, then tell the caller how it went."""
     form = request.form
-    call_sid = form.get("CallSid", "")
+    call_sid = signed_call_sid()
     call = call_rows.lock(call_sid)
     replay = _replay_or_none(call)
     if replay is None and not _waiting_for_card(call):
@@ -253,7 +254,7 @@ def _charge(call: CallRow, token: str, form) -> tuple[PayOutcome, bool]:
 @twilio_signed
 def pay_status():
     """``<Pay>`` progress: remember which field the caller is entering (agents see it)."""
-    call = call_rows.lock(request.form.get("CallSid", ""))
+    call = call_rows.lock(signed_call_sid())
     if call is not None:
         field = request.form.get("For")
         if field:
@@ -268,7 +269,7 @@ def pay_status():
 @twilio_signed
 def call_status():
     """Call status callback: record the status and close the call's session when it has ended."""
-    record_status(request.form.get("CallSid", ""), request.form)
+    record_status(signed_call_sid(), request.form)
     call_rows.release()
     return ("", 204)
 
