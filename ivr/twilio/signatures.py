@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import abort, current_app, request
 
+from .. import request_size
 from . import adapter as twilio_adapter
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        # Before the form is read: a body larger than any Twilio sends is refused unread (413).
+        request_size.limit_to_twilio()
         signature = request.headers.get("X-Twilio-Signature", "")
         token = current_app.config["TWILIO_AUTH_TOKEN"]
         if not twilio_adapter.validate_signature(public_url(), request.form, signature, token):
