@@ -16,7 +16,7 @@ from .extensions import (
     csrf,
     db,
 )
-from . import request_size
+from .edge import request_size
 from .voice import call_rows
 
 

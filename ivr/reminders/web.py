@@ -120,6 +120,24 @@ def _problem_page(problem: LinkProblem, cfg: Settings) -> Response:
     return _secure_headers(make_response(html, 410 if problem.kind == "expired" else 404))
 
 
+def unavailable_page(status: int) -> Response:
+    """Sorry, the bill cannot be shown now (the database is out of reach): in the member's language
+    first as the browser states it, then the other, since the account's own cannot be read."""
+    cfg = settings()
+    preferred = request.accept_languages.best_match(prompts.LANGUAGES) or prompts.DEFAULT_LANGUAGE
+    langs = [preferred, *(lang for lang in prompts.LANGUAGES if lang != preferred)]
+    blocks = [
+        {
+            "lang": lang,
+            "title": prompts.text("page.unavailable_title", lang),
+            "body": prompts.text("page.unavailable_body", lang, pay_line=national(cfg.pay_line)),
+        }
+        for lang in langs
+    ]
+    html = render_template("reminder_problem.html", org=cfg.org, blocks=blocks, lang=langs[0])
+    return _secure_headers(make_response(html, status))
+
+
 def _wait_text(
     wait: callbacks.Wait | None,
     account: Account,

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import abort, current_app, request
 
-from .. import request_size
+from ..edge import request_size
 from . import adapter as twilio_adapter
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from ivr.agents.keys import create_agent
 from ivr.extensions import db
 from ivr.models import CallSession
 from ivr.reminders.models import SmsOptOut
-from ivr.request_size import MAX_BODY_BYTES, TWILIO_MAX_BODY_BYTES
+from ivr.edge.request_size import MAX_BODY_BYTES, TWILIO_MAX_BODY_BYTES
 from ivr.twilio.adapter import compute_signature
 
 MB = 1024 * 1024
