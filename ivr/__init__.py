@@ -8,6 +8,7 @@ import click
 from flask import Flask
 
 from .config import load_config
+from .edge import request_size
 from .extensions import (
     CALL_ROWS_BIND,
     POOL_RECYCLE_SECONDS,
@@ -16,7 +17,6 @@ from .extensions import (
     csrf,
     db,
 )
-from .edge import request_size
 from .voice import call_rows
 
 

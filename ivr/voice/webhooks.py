@@ -201,6 +201,7 @@ def _charge_until_known(call: CallRow, token: str, form) -> PayOutcome | None:
         outcome, in_progress = _charge(call, token, form)
         if not in_progress or time.monotonic() >= deadline:
             return outcome  # after the wait: "not charged, try again" (Stripe's webhook settles it)
+        call_rows.release()  # no transaction left open while waiting
         time.sleep(IN_PROGRESS_POLL_SECONDS)
         locked = call_rows.lock(call.call_sid)
         if locked is None or locked.seq != seq:

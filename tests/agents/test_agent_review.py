@@ -100,7 +100,9 @@ def start_assisted(client, key, fake):
 
 @pytest.mark.parametrize(("action", "body"), [("capture", {"field": "payment-card-number"}),
                                               ("complete", {}), ("cancel", {})])
-def test_another_agent_cannot_capture_complete_or_cancel_a_session_they_did_not_start(app, client, make_account, fake_twilio, action, body):
+def test_another_agent_cannot_capture_complete_or_cancel_a_session_they_did_not_start(
+    app, client, make_account, fake_twilio, action, body
+):
     make_account()
     robin, blake = staff(app, "Robin"), staff(app, "Blake")
     session_id = start_assisted(client, robin, fake_twilio)

@@ -8,14 +8,13 @@ from urllib.parse import urlencode
 import pytest
 import sqlalchemy as sa
 from helpers import ACCOUNT_SID, BASE, TOKEN, send_event
-
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from ivr.agents.keys import create_agent
+from ivr.edge.request_size import MAX_BODY_BYTES, TWILIO_MAX_BODY_BYTES
 from ivr.extensions import db
 from ivr.models import CallSession
 from ivr.reminders.models import SmsOptOut
-from ivr.edge.request_size import MAX_BODY_BYTES, TWILIO_MAX_BODY_BYTES
 from ivr.twilio.adapter import compute_signature
 
 MB = 1024 * 1024

@@ -157,7 +157,9 @@ def test_crash_between_charge_and_commit_ends_with_one_charge_and_one_receipt(ap
 
 
 @pytest.mark.parametrize("payment_id", ["9" * 30, "\u00b2", "\u0661", "-1"])
-def test_an_event_whose_metadata_names_no_possible_payment_is_answered_2xx_and_changes_nothing(app, client, pending_payment, payment_id):
+def test_an_event_whose_metadata_names_no_possible_payment_is_answered_2xx_and_changes_nothing(
+    app, client, pending_payment, payment_id
+):
     obj = intent(pending_payment, metadata={"payment_id": payment_id})
     assert send_event(client, "payment_intent.succeeded", obj).status_code == 200
     (payment,), balance, receipts = state(app)

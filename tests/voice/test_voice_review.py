@@ -60,7 +60,9 @@ def test_a_pay_result_posted_after_the_approval_with_the_current_seq_charges_not
     assert "Your confirmation number is" in call.said()
 
 
-def test_a_pay_result_before_card_entry_is_answered_with_the_saved_prompt_and_charges_nothing(app, client, make_account, stripe_api):
+def test_a_pay_result_before_card_entry_is_answered_with_the_saved_prompt_and_charges_nothing(
+    app, client, make_account, stripe_api
+):
     make_account()
     call = CallActions(client)
     identify_by_caller_id(call)
@@ -80,7 +82,9 @@ FULL_WIDTH_0143 = "\uff10\uff11\uff14\uff13"  # ０１４３
 
 
 @pytest.mark.parametrize("keyed", [ARABIC_0143, FULL_WIDTH_0143, "0\u00b9" + "43"])
-def test_non_ascii_digits_for_the_last_four_are_a_wrong_key_for_known_and_unknown_accounts_alike(app, client, make_account, keyed):
+def test_non_ascii_digits_for_the_last_four_are_a_wrong_key_for_known_and_unknown_accounts_alike(
+    app, client, make_account, keyed
+):
     make_account()
     answers = []
     for number in ("12345001", "99999999"):  # an account that exists, and one that does not
@@ -159,7 +163,9 @@ def _to_card_entry(client):
     return call, call.pay_action()
 
 
-def test_redelivery_after_a_crash_once_stripe_had_charged_answers_at_once_with_one_charge(app, client, make_account, stripe_api, monkeypatch):
+def test_redelivery_after_a_crash_once_stripe_had_charged_answers_at_once_with_one_charge(
+    app, client, make_account, stripe_api, monkeypatch
+):
     from ivr.money import ledger
 
     make_account()
@@ -180,7 +186,9 @@ def test_redelivery_after_a_crash_once_stripe_had_charged_answers_at_once_with_o
     assert balance == 0 and receipts == 1
 
 
-def test_redelivery_after_a_crash_before_stripe_was_reached_charges_once_at_once(app, client, make_account, stripe_api, monkeypatch):
+def test_redelivery_after_a_crash_before_stripe_was_reached_charges_once_at_once(
+    app, client, make_account, stripe_api, monkeypatch
+):
     make_account()
     call, pay_url = _to_card_entry(client)
     gateway = app.extensions["ivr.gateway"]
@@ -200,7 +208,9 @@ def test_redelivery_after_a_crash_before_stripe_was_reached_charges_once_at_once
     assert balance == 0 and receipts == 1
 
 
-def test_redelivery_while_stripe_still_runs_the_dead_requests_charge_waits_for_it_briefly(app, client, make_account, stripe_api, monkeypatch):
+def test_redelivery_while_stripe_still_runs_the_dead_requests_charge_waits_for_it_briefly(
+    app, client, make_account, stripe_api, monkeypatch
+):
     """Stripe answers 409 ``idempotency_key_in_use`` while the first request is still running there."""
     from ivr.money import ledger
     from ivr.voice import webhooks as voice
@@ -226,7 +236,9 @@ def test_redelivery_while_stripe_still_runs_the_dead_requests_charge_waits_for_i
     assert len(stripe_api.successful_charges) == 1 and balance == 0 and receipts == 1
 
 
-def test_a_result_stripe_keeps_reporting_in_use_ends_in_words_within_twilios_limit(app, client, make_account, stripe_api, monkeypatch):
+def test_a_result_stripe_keeps_reporting_in_use_ends_in_words_within_twilios_limit(
+    app, client, make_account, stripe_api, monkeypatch
+):
     from ivr.voice import webhooks as voice
 
     make_account()
