@@ -319,3 +319,39 @@ def test_an_unknown_account_costs_the_database_what_a_wrong_last_four_costs(app,
         failures = db.session.execute(sa.select(VerificationFailure.account_id, VerificationFailure.call_sid)).all()
     assert sorted(failures, key=str) == sorted([(None, unknown.call_sid), (1, known.call_sid)], key=str)
 
+
+
+def test_two_deliveries_of_one_result_at_once_charge_once_and_say_the_same(app, client, make_account, stripe_api, monkeypatch):
+    """The first is still at Stripe when the second arrives: Stripe says 409 to the second, which
+    waits for the first's answer instead of charging again or saying "not charged"."""
+    import threading
+
+    from ivr.voice import webhooks as voice
+
+    make_account()
+    call, pay_url = _to_card_entry(client)
+    monkeypatch.setattr(voice, "IN_PROGRESS_POLL_SECONDS", 0.1)
+    params = call.params(Result="success", PaymentToken="pm_card_visa", PaymentMethod="credit-card")
+    release = threading.Event()
+    stripe_api.hold = release
+    answers = {}
+
+    def deliver(name):
+        answers[name] = CallActions(app.test_client(), call_sid=call.call_sid).post(pay_url, params)
+
+    first = threading.Thread(target=deliver, args=("first",))
+    first.start()
+    while not stripe_api.in_flight:  # the first delivery is waiting at Stripe
+        time.sleep(0.01)
+    second = threading.Thread(target=deliver, args=("second",))
+    second.start()
+    while len(stripe_api.requests) < 1:  # ... and the second has been told "in use"
+        time.sleep(0.01)
+    release.set()
+    first.join(20)
+    second.join(20)
+    said = [" ".join(answers[name].xpath("//Say/text()")) for name in ("first", "second")]
+    assert "was approved" in said[0] and said[0] == said[1]
+    payments, balance, receipts = paid_state(app)
+    assert len(stripe_api.intents) == 1 and [p.status for p in payments] == ["succeeded"]
+    assert balance == 0 and receipts == 1
