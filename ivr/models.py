@@ -156,6 +156,9 @@ class Payment(db.Model):
     stripe_payment_intent: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     card_brand: Mapped[str | None] = mapped_column(sa.String(20))
     card_last4: Mapped[str | None] = mapped_column(sa.String(4))
+    # Stripe's ids of what was charged (no card data): a member may then agree to keep this card.
+    stripe_customer: Mapped[str | None] = mapped_column(sa.String(64))
+    stripe_payment_method: Mapped[str | None] = mapped_column(sa.String(64))
     receipt_to: Mapped[str | None] = mapped_column(sa.String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # /ops by day
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

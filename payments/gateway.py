@@ -114,13 +114,25 @@ class PaymentGateway(Protocol):
         metadata: Mapping[str, str],
         customer: str | None = None,
         description: str | None = None,
+        off_session: bool = False,
     ) -> ChargeResult:
         """Create and confirm one PaymentIntent for ``token`` (``pm_…`` or ``tok_…``).
 
         The same ``idempotency_key`` again returns the first request's result (or charges, if that
         request never reached the processor): asking again is how to learn what became of an attempt.
+        ``off_session``: a saved card charged without the member entering it (its ``customer``
+        is required); a bank that wants authentication declines with ``authentication_required``.
 
         :raises ChargeInProgress: an earlier request with this key is still running at the processor.
+        :raises PaymentUnavailable: network failure, 5xx, rate limit or auth failure.
+        """
+        ...
+
+    def detach(self, payment_method_id: str) -> None:
+        """Detach a saved PaymentMethod from its customer, so it can never be charged again.
+
+        A PaymentMethod Stripe no longer knows (already detached, deleted) counts as detached.
+
         :raises PaymentUnavailable: network failure, 5xx, rate limit or auth failure.
         """
         ...

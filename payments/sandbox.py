@@ -34,8 +34,9 @@ class SandboxGateway:
         metadata: Mapping[str, str],
         customer: str | None = None,
         description: str | None = None,
+        off_session: bool = False,
     ) -> ChargeResult:
-        """Return the outcome Stripe documents for the test card behind ``token``.
+        """Return the outcome Stripe documents for the test card behind ``token`` (saved or keyed).
 
         :raises PaymentUnavailable: for ``pm_sandbox_unavailable``.
         """
@@ -49,11 +50,13 @@ class SandboxGateway:
             return ChargeResult(False, None, "resource_missing")
         intent_id = payment_intent_id(idempotency_key)
         last4 = card.number[-4:]
-        if card.decline_code:
-            logger.info("sandbox: declined %s code=%s", intent_id, card.decline_code)
-            return ChargeResult(
-                False, intent_id, card.decline_code, card.brand, last4, "requires_payment_method"
-            )
+        if off_session and not customer:
+            raise ValueError("an off-session charge needs the saved card's customer")
+        decline_code = (card.off_session_decline_code or card.decline_code) if off_session else card.decline_code
+        if decline_code:
+            logger.info("sandbox: declined %s code=%s", intent_id, decline_code)
+            status = "requires_action" if decline_code == "authentication_required" else "requires_payment_method"
+            return ChargeResult(False, intent_id, decline_code, card.brand, last4, status)
         logger.info("sandbox: approved %s", intent_id)
         return ChargeResult(True, intent_id, None, card.brand, last4, "succeeded")
 
@@ -73,6 +76,10 @@ class SandboxGateway:
         logger.info("sandbox: refunded %s", refund_id)
         return RefundResult(refund_id, int(amount_cents), "succeeded", datetime.now(UTC), payment_intent_id,
                             metadata=dict(metadata))
+
+    def detach(self, payment_method_id: str) -> None:
+        """Nothing to do: the sandbox keeps no customers (a saved card is the member's row alone)."""
+        logger.info("sandbox: detached a saved payment method")
 
     def refunds_of(self, payment_intent_id: str) -> Sequence[RefundResult]:
         """None: the sandbox keeps no state, and each refund it made was recorded from its own answer."""

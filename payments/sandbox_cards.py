@@ -14,6 +14,8 @@ class SandboxCard:
     payment_method: str  # the pm_… id Twilio's Stripe connector would return
     brand: str  # Twilio's PaymentCardType / Stripe's card.brand, lower case
     decline_code: str | None  # None: the charge succeeds
+    # What a saved card does when charged off-session (no member present); None: as on a call.
+    off_session_decline_code: str | None = None
 
 
 CARDS: tuple[SandboxCard, ...] = (
@@ -34,6 +36,13 @@ CARDS: tuple[SandboxCard, ...] = (
     SandboxCard("4000000000000127", "pm_card_chargeDeclinedIncorrectCvc", "visa", "incorrect_cvc"),
     SandboxCard(
         "4000000000000119", "pm_card_chargeDeclinedProcessingError", "visa", "processing_error"
+    ),
+    # Saved-card cards: 0341 attaches to a customer (the keypad payment goes through) and every
+    # later charge of it fails; 3155 wants 3-D Secure, which nobody can do on a phone or off-session.
+    SandboxCard("4000000000000341", "pm_card_chargeCustomerFail", "visa", None, "card_declined"),
+    SandboxCard(
+        "4000002500003155", "pm_card_authenticationRequired", "visa", "authentication_required",
+        "authentication_required",
     ),
 )
 

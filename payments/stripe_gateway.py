@@ -72,17 +72,22 @@ class StripeGateway:
         metadata: Mapping[str, str],
         customer: str | None = None,
         description: str | None = None,
+        off_session: bool = False,
     ) -> ChargeResult:
         """Create and confirm one PaymentIntent for ``token`` (``pm_…`` or ``tok_…``).
+
+        ``off_session`` charges a saved card of ``customer`` without the member present.
 
         :raises ChargeInProgress: Stripe is still running an earlier request with this key.
         :raises PaymentUnavailable: network failure, 5xx, rate limit, auth or idempotency failure.
         """
+        if off_session and not customer:
+            raise ValueError("an off-session charge needs the saved card's customer")
         try:
             payment_method = self._payment_method_for(token, idempotency_key)
             intent = self._client.v1.payment_intents.create(
                 params=self._intent_params(
-                    payment_method, amount_cents, currency, metadata, customer, description
+                    payment_method, amount_cents, currency, metadata, customer, description, off_session
                 ),
                 options={"idempotency_key": idempotency_key},
             )
@@ -144,6 +149,22 @@ class StripeGateway:
             _log_unavailable(error)
             raise PaymentUnavailable(f"Stripe unavailable: {type(error).__name__}") from error
 
+    def detach(self, payment_method_id: str) -> None:
+        """Detach a saved PaymentMethod from its customer; one Stripe no longer knows counts as detached.
+
+        :raises PaymentUnavailable: network failure, 5xx, rate limit or auth failure.
+        """
+        try:
+            self._client.v1.payment_methods.detach(payment_method_id)
+        except stripe.InvalidRequestError as error:
+            # Already detached or gone: what the member asked for is true either way.
+            logger.info("stripe detach: nothing to detach (code=%s request=%s)", error.code, error.request_id)
+            return
+        except stripe.StripeError as error:
+            _log_unavailable(error)
+            raise PaymentUnavailable(f"Stripe unavailable: {type(error).__name__}") from error
+        logger.info("stripe detached a saved payment method")
+
     def parse_event(self, payload: bytes, signature: str) -> GatewayEvent:
         """Verify a ``Stripe-Signature`` header and return the event.
 
@@ -170,6 +191,7 @@ class StripeGateway:
         metadata: Mapping[str, str],
         customer: str | None,
         description: str | None,
+        off_session: bool = False,
     ) -> PaymentIntentCreateParams:
         params: PaymentIntentCreateParams = {
             "amount": int(amount_cents),
@@ -180,17 +202,23 @@ class StripeGateway:
             # pinned API version (endive) rejects the older payment_method_types with a 400
             # payment_method_types_no_longer_supported; allowed_payment_method_types replaces it.
             "allowed_payment_method_types": ["card"],
-            # A caller on a phone cannot complete 3-D Secure: fail now rather than leave it pending.
-            "error_on_requires_action": True,
             "metadata": dict(metadata),
             "expand": ["latest_charge", "payment_method"],
         }
+        if off_session:
+            # A saved card charged by us (a call's "press 1", a scheduled payment, autopay): Stripe
+            # then declines with authentication_required rather than waiting for 3-D Secure.
+            params["off_session"] = True
+        else:
+            # A caller on a phone cannot complete 3-D Secure: fail now rather than leave it pending.
+            params["error_on_requires_action"] = True
         if customer:
             # A PaymentMethod attached to a Customer (Twilio's reusable tokens) must name it.
             params["customer"] = customer
         if description:
             params["description"] = description
-        if self._moto:
+        if self._moto and not off_session:
+            # A saved card's charge is merchant-initiated, not a telephone order: no MOTO flag.
             # Stripe rejects this flag on accounts without MOTO enabled, so it is opt-in.
             params["payment_method_options"] = {"card": {"moto": True}}
         return params

@@ -51,12 +51,14 @@ def charge_token(
     language: str,
     caller: str | None,
     customer: str | None = None,
+    off_session: bool = False,
     extra_metadata: Mapping[str, str] | None = None,
     before_commit: Callable[[Payment], None] | None = None,
 ) -> ChargeOutcome:
     """Open the attempt, commit it, charge ``token`` outside any lock, and settle it once.
 
     ``attempt_key`` names one attempt (a redelivery has the same key, a new card a new one).
+    ``off_session`` charges a saved card (``token`` its PaymentMethod, ``customer`` its owner).
     ``before_commit(payment)`` writes the caller's own rows in the attempt's commit (an assisted
     session's ``processing``). Commits; call it with no lock the caller needs
     kept, since the processor may take seconds. The settle is left in the open transaction for
@@ -70,6 +72,9 @@ def charge_token(
         channel=channel,
         language=language,
         caller=caller,
+        stripe_customer=customer,
+        # Twilio's connector gives PaymentMethods (pm_…); a legacy tok_ cannot be kept anyway.
+        stripe_payment_method=token if token.startswith("pm_") else None,
     )
     payment_id = payment.id
     metadata = {
@@ -86,7 +91,7 @@ def charge_token(
 
     try:
         settled = _charge_committed(payment_id, token=token, metadata=metadata, description=description,
-                                    customer=customer)
+                                    customer=customer, off_session=off_session)
     except ChargeInProgress:
         return ChargeOutcome(UNAVAILABLE, payment_id, in_progress=True)
     if settled is None:
@@ -98,7 +103,7 @@ def charge_token(
 
 @metrics.counts_charge
 def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str], description: str,
-                      customer: str | None) -> Payment | None:
+                      customer: str | None, off_session: bool) -> Payment | None:
     """Charge a committed attempt (its key is Stripe's idempotency key) and settle it.
 
     Returns the settled payment, or None when the processor could not be reached: the attempt is
@@ -115,6 +120,7 @@ def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str
             metadata=metadata,
             customer=customer,
             description=description,
+            off_session=off_session,
         )
     except ChargeInProgress:
         raise  # left pending: the request still running will settle it (or Stripe's webhook will)

@@ -33,7 +33,8 @@ SETTLEABLE = ("pending", "error")
 
 
 def open_attempt(*, attempt_key: str, account: Account, amount_cents: int, call_sid: str | None,
-                 channel: str, language: str, caller: str | None) -> Payment:
+                 channel: str, language: str, caller: str | None, stripe_customer: str | None = None,
+                 stripe_payment_method: str | None = None) -> Payment:
     """The payment row for this attempt, created once (the key is also Stripe's idempotency key)."""
     existing = db.session.scalar(sa.select(Payment).where(Payment.attempt_key == attempt_key))
     if existing is not None:
@@ -48,6 +49,8 @@ def open_attempt(*, attempt_key: str, account: Account, amount_cents: int, call_
         language=language,
         receipt_to=caller_e164 if can_receive_sms(caller_e164) else account.phone,
         status="pending",
+        stripe_customer=stripe_customer,
+        stripe_payment_method=stripe_payment_method,
     )
     try:
         with db.session.begin_nested():

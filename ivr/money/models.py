@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from ..models import Payment, UTCDateTime, utcnow
+from ..models import Account, Payment, UTCDateTime, utcnow
 
 PAYMENT = "payment"
 REFUND = "refund"
@@ -66,3 +66,30 @@ class RefundRequest(db.Model):
     def idempotency_key(self) -> str:
         """Stripe's idempotency key for this request: the same request number never refunds twice."""
         return f"refund:{self.payment_id}:{self.number}"
+
+
+class SavedCard(db.Model):
+    """A member's card on file: Stripe's ids with brand and last four, and the consent that allowed it.
+
+    One per account (saving another replaces it). Nothing here can charge a card by itself: the
+    customer and PaymentMethod ids mean something only to the co-op's own Stripe account.
+    """
+
+    __tablename__ = "saved_cards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), unique=True)
+    stripe_customer: Mapped[str] = mapped_column(sa.String(64))
+    stripe_payment_method: Mapped[str] = mapped_column(sa.String(64))
+    card_brand: Mapped[str | None] = mapped_column(sa.String(20))
+    card_last4: Mapped[str | None] = mapped_column(sa.String(4))
+    # The consent: when, on which channel and call, the payment it followed, and the words the
+    # member agreed to (as they heard them, in their language).
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    consent_channel: Mapped[str] = mapped_column(sa.String(16))
+    consent_call_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    consent_payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"))
+    consent_language: Mapped[str] = mapped_column(sa.String(2), default="en")
+    consent_words: Mapped[str] = mapped_column(sa.Text)
+
+    account: Mapped[Account] = relationship()

@@ -35,6 +35,7 @@ from ..models import Account, CallSession, Payment, row_id, utcnow
 from ..money import refunds
 from ..outbox.models import OutboxMessage
 from . import charts, figures
+from .labels import step_label
 from .access import staff, staff_only
 
 logger = logging.getLogger(__name__)
@@ -76,9 +77,14 @@ def _money(cents: int | None) -> str:
 
 @bp.app_template_filter("when")
 def _when(moment: datetime | None) -> str:
-    """A stored UTC moment as the co-op's local date and time: "2026-12-03 14:05"."""
+    """A stored UTC moment as the co-op's local date and time, for people: "Dec 3, 2026, 2:05 PM"."""
     shown = figures.local(moment)
-    return shown.strftime("%Y-%m-%d %H:%M") if shown else ""
+    return shown.strftime("%b %-d, %Y, %-I:%M %p") if shown else ""
+
+
+@bp.app_template_filter("step")
+def _step(state: str | None) -> str:
+    return step_label(state)
 
 
 def _render(template: str, **context):  # type: ignore[no-untyped-def]

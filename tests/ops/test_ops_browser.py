@@ -1,6 +1,10 @@
 """/ops in Debian's headless Chromium against ``ivr serve``: each role signs in; screenshots go to /tmp."""
 
+import csv
+import io
 import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from live import LiveServer, ivr, ivr_env
@@ -30,6 +34,29 @@ def sign_in(page, origin, name, key):
     page.get_by_label("Agent name").fill(name)
     page.get_by_label("API key").fill(key)
     page.get_by_label("API key").press("Enter")
+
+
+def refund_in_chromium(page, origin, env):
+    """An admin refunds $25.00 of AB12CD34 on its page; the refund row is in today's posting file."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{origin}/ops/payments/AB12CD34")
+    page.get_by_label("Amount to refund, in dollars (empty: all that remains)").fill("25.00")
+    page.locator("#refund").click()
+    expect(page.get_by_role("status")).to_contain_text("Refunded")
+    expect(page.locator("main")).to_contain_text("$75.00 remains")
+    page.screenshot(path=f"{SHOTS}/payment-refunded.png", full_page=True)
+
+    today = datetime.now(ZoneInfo("America/New_York")).date().isoformat()  # the co-op's day, as export reads it
+    exported = ivr("payments", "export", "--date", today, env=env)
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    # (The seeded dispute of AB12CD34 falls on the day after DAY, which may be today: not ours.)
+    refunds = [r for r in rows if r["confirmation_number"] == "AB12CD34" and r["type"] == "refund"]
+    assert [r["amount"] for r in refunds] == ["-25.00"]
+    again = ivr("payments", "export", "--date", today, env=env)  # re-exported: the same stable row
+    assert [r["entry_id"] for r in csv.DictReader(io.StringIO(again.stdout))
+            if r["confirmation_number"] == "AB12CD34" and r["type"] == "refund"] == [refunds[0]["entry_id"]]
 
 
 def test_each_role_in_chromium(app, database_url, browser):
@@ -68,6 +95,7 @@ def test_each_role_in_chromium(app, database_url, browser):
             can_act = page.locator("#refund").count() == 1 and page.locator("#resend").count() == 1
             assert can_act == (name == "Morgan")
             if name == "Morgan":
+                refund_in_chromium(page, server.url, env)
                 page.goto(f"{server.url}/ops?date={DAY}")
                 page.screenshot(path=f"{SHOTS}/today-desktop.png", full_page=True)
                 page.goto(f"{server.url}/ops/payments/AB12CD34")

@@ -150,7 +150,7 @@ def test_today_shows_the_days_money_declines_receipts_and_funnel(app, client, da
     assert cells(html, "funnel") == [["Calls", "5"], ["Identified", "4"], ["Heard the balance", "3"],
                                      ["Reached card entry", "2"], ["Paid", "1"],
                                      ["Ended paid or informed without an agent", "3"]]
-    assert sorted(cells(html, "hang-ups")) == [["ENTER_ACCOUNT", "1"], ["HUNG_UP", "1"]]
+    assert sorted(cells(html, "hang-ups")) == [["Entering the account number", "1"], ["Hung up entering the card", "1"]]
     assert 'id="containment">60%<' in html
     assert html.count("<svg") == 4
 
@@ -189,7 +189,9 @@ def test_a_payments_page_tells_its_whole_story(app, client, day):
     html = text(client.get("/ops/payments/AB12CD34"))
     assert [row[1:3] for row in cells(html, "attempts")] == [["declined", "card_declined"], ["succeeded", ""]]
     assert "pi_one" in html and "…5001" in html and "12345001" not in html
-    assert "ENTER_ACCOUNT" in html and html.index("CARD_DECLINED") < html.index("CONFIRMATION")
+    assert "Entering the account number" in html
+    assert "Dec 2, 2026, 10:00 AM" in html and "2026-12-02" not in html  # local time, for people
+    assert html.index("Card declined") < html.index("Heard the confirmation") and "CARD_DECLINED" not in html
     assert cells(html, "deliveries")[0][1:3] == ["…0143", "sent"]
     assert client.get("/ops/payments/NOPE0000").status_code == 404
 

@@ -493,3 +493,51 @@ def test_parse_event_rejects_bad_signatures(header):
 def test_parse_event_rejects_signed_payload_that_is_not_an_event(payload):
     with pytest.raises(InvalidWebhook):
         gateway().parse_event(payload.encode(), signed(payload))
+
+
+def test_off_session_charge_of_a_saved_card_names_its_customer_and_asks_for_no_3ds_or_moto(rsps):
+    rsps.add(responses.POST, INTENTS, json=intent(customer="cus_NffrFeUfNV2Hib"))
+
+    result = charge(gateway(moto=True), customer="cus_NffrFeUfNV2Hib", off_session=True)
+
+    assert result.approved
+    sent = form(rsps.calls[0])
+    assert (sent["customer"], sent["off_session"], sent["confirm"]) == ("cus_NffrFeUfNV2Hib", "true", "true")
+    # Merchant-initiated: no telephone-order flag, and no on-session 3-D Secure switch.
+    assert not any(k.startswith("payment_method_options") for k in sent)
+    assert "error_on_requires_action" not in sent
+
+
+def test_off_session_charge_needing_authentication_is_declined_as_such(rsps):
+    stripe_error(rsps, INTENTS, 402, {
+        "type": "card_error", "code": "authentication_required", "decline_code": "authentication_required",
+        "payment_intent": intent(status="requires_payment_method"),
+    })
+
+    result = charge(gateway(), token="pm_card_authenticationRequired", customer="cus_1", off_session=True)
+
+    assert (result.approved, result.decline_code) == (False, "authentication_required")
+
+
+def test_an_off_session_charge_without_a_customer_is_refused_before_stripe(rsps):
+    with pytest.raises(ValueError):
+        charge(gateway(), off_session=True)
+    assert len(rsps.calls) == 0
+
+
+def test_detach_posts_to_the_payment_methods_detach_endpoint(rsps):
+    rsps.add(responses.POST, f"{METHODS}/pm_1Q0PsIJvEtkwdCNYMSaVuRz6/detach",
+             json={"id": "pm_1Q0PsIJvEtkwdCNYMSaVuRz6", "object": "payment_method", "customer": None})
+
+    gateway().detach("pm_1Q0PsIJvEtkwdCNYMSaVuRz6")
+
+    assert len(rsps.calls) == 1
+
+
+def test_detach_of_a_card_stripe_no_longer_has_is_fine_but_an_outage_is_reported(rsps):
+    stripe_error(rsps, f"{METHODS}/pm_gone/detach", 400,
+                 {"type": "invalid_request_error", "code": "payment_method_unexpected_state"})
+    gateway().detach("pm_gone")
+    stripe_error(rsps, f"{METHODS}/pm_later/detach", 503, {"type": "api_error"})
+    with pytest.raises(PaymentUnavailable):
+        gateway().detach("pm_later")

@@ -3,7 +3,7 @@
 last four costs)
 
 Revision ID: 6af2f876e20d
-Revises: b7d41e0c9a52
+Revises: c41f0a7d2e90
 Create Date: 2026-12-03 16:13:29.867519
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import ivr.models
 
 revision = '6af2f876e20d'
-down_revision = 'b7d41e0c9a52'
+down_revision = 'c41f0a7d2e90'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,44 @@
+"""Plain words for the call flow's steps, as staff read them in /ops (the console is in English)."""
+
+from flows.steps import State
+
+# Where a call was, said the way a supervisor would say it; every state of the flow has one.
+STEP_LABELS: dict[str, str] = {
+    State.WELCOME: "Greeting",
+    State.IDENTIFY: "Caller ID check",
+    State.OFFER_CALLER_ID: "Offered the caller-ID account",
+    State.CHOOSE_ACCOUNT: "Choosing an account",
+    State.ENTER_ACCOUNT: "Entering the account number",
+    State.ENTER_LAST4: "Proving who they are",
+    State.ACCOUNT_CHECK: "Account check",
+    State.SUMMARY: "Heard the balance",
+    State.NOTHING_DUE: "Told nothing is due",
+    State.OFFICE_ONLY: "Told to call the office",
+    State.ENTER_AMOUNT: "Entering an amount",
+    State.CONFIRM_AMOUNT: "Confirming the amount",
+    State.CARD_ENTRY: "Entering the card",
+    State.CARD_DECLINED: "Card declined",
+    State.CARD_UNREADABLE: "Card not read",
+    State.PROCESSOR_DOWN: "Payments unavailable",
+    State.CARD_BACK_OUT: "Left card entry with *",
+    State.CONFIRMATION: "Heard the confirmation",
+    State.AFTER_PAYMENT: "After paying",
+    State.NO_MATCH: "Not identified",
+    State.TOO_MANY_ATTEMPTS: "Too many tries",
+    State.NO_INPUT: "Said nothing",
+    State.AGENT: "Sent to an agent",
+    State.RETURN_TO_AGENT: "Back to the agent",
+    State.GOODBYE: "Goodbye",
+    # The <Pay> step reports a hang-up as its own state: the caller left while keying the card.
+    State.HUNG_UP: "Hung up entering the card",
+    State.TRANSFER_CONFIRM: "Transferred by an agent",
+    State.CALLBACK_START: "Callback check",
+    State.CALLBACK_WELCOME: "Callback greeting",
+}
+
+
+def step_label(state: str | None) -> str:
+    """The staff's words for a flow state; an unknown one (an older release's) as it is stored."""
+    if not state:
+        return ""
+    return STEP_LABELS.get(state, state.replace("_", " ").capitalize())
