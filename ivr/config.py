@@ -70,6 +70,22 @@ def parse_state_windows(text: str) -> dict[str, tuple[int, int]]:
     return windows
 
 
+MAX_CONVENIENCE_FEE_CENTS = 10_000  # $100: above it, a typo is likelier than a co-op's decision
+
+
+def parse_convenience_fee(text: str) -> int:
+    """``CONVENIENCE_FEE_CENTS``: a whole number of cents, 0 (off) to ``MAX_CONVENIENCE_FEE_CENTS``."""
+    value = text.strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) > MAX_CONVENIENCE_FEE_CENTS:
+        raise ConfigError(
+            f"CONVENIENCE_FEE_CENTS must be a whole number of cents from 0 (no fee) to "
+            f"{MAX_CONVENIENCE_FEE_CENTS}, e.g. 250 for $2.50; not {value!r}"
+        )
+    return int(value)
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the app's settings from ``environ``; in production fail listing every missing secret."""
     env = os.environ if environ is None else environ
@@ -139,6 +155,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MIN_PAYMENT_CENTS": int(env.get("MIN_PAYMENT_CENTS", "100")),
         # Empty means "the balance": a member may not overpay by phone unless the co-op allows it.
         "MAX_PAYMENT_CENTS": int(env["MAX_PAYMENT_CENTS"]) if env.get("MAX_PAYMENT_CENTS") else None,
+        # A flat fee the caller accepts by a key before card entry, charged with the payment (0: off).
+        "CONVENIENCE_FEE_CENTS": parse_convenience_fee(env.get("CONVENIENCE_FEE_CENTS", "")),
         "SECRET_KEY": env.get("SECRET_KEY", "").strip() or "dev-secret-key-not-secret",
         "ORG_PHONE": env.get("ORG_PHONE", "").strip() or None,  # the office number texts and pages give
         "REMINDER_LINK_HOURS": int(env.get("REMINDER_LINK_HOURS", "") or 72),

@@ -70,3 +70,16 @@ def test_state_quiet_hour_windows_are_parsed_and_bad_ones_refused():
     assert load_config({})["QUIET_HOURS_STATE_WINDOWS"] is None
     with pytest.raises(ConfigError, match="QUIET_HOURS_STATE_WINDOWS"):
         load_config({"QUIET_HOURS_STATE_WINDOWS": "FL=20-8"})
+
+
+def test_the_convenience_fee_is_off_by_default_and_a_bad_value_is_one_clear_line(monkeypatch):
+    assert load_config({})["CONVENIENCE_FEE_CENTS"] == 0
+    assert load_config({"CONVENIENCE_FEE_CENTS": " 250 "})["CONVENIENCE_FEE_CENTS"] == 250
+    for bad in ("2.50", "$2.50", "-100", "ten", "10001"):
+        with pytest.raises(ConfigError, match="CONVENIENCE_FEE_CENTS must be a whole number of cents"):
+            load_config({"CONVENIENCE_FEE_CENTS": bad})
+    monkeypatch.setenv("CONVENIENCE_FEE_CENTS", "2.50")
+    result = CliRunner().invoke(main, ["payments", "export"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    (line,) = [text for text in result.output.splitlines() if "CONVENIENCE_FEE_CENTS" in text]
+    assert "e.g. 250 for $2.50" in line and "'2.50'" in line
