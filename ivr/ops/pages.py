@@ -31,7 +31,7 @@ from ..agents import audit
 from ..agents.models import AuditEntry
 from ..extensions import db
 from ..masking import mask
-from ..models import Account, CallSession, Payment, utcnow
+from ..models import Account, CallSession, Payment, row_id, utcnow
 from ..money import refunds
 from ..outbox.models import OutboxMessage
 from . import charts, figures
@@ -290,10 +290,8 @@ def refund(confirmation: str):
             return Response("amount: dollars and cents, e.g. 12.50", 400)
         if cents <= 0 or cents > paid.charged_cents - paid.refunded_cents:
             return Response("amount: more than zero and no more than what remains", 400)
-    try:
-        number = int(request.form.get("request_number", ""))
-    except ValueError:
-        number = None  # a form from before request numbers: the next number is taken
+    # None for a form from before request numbers (or a mangled one): the next number is taken.
+    number = row_id(request.form.get("request_number"))
     me = staff()
     outcome = refunds.refund(paid, cents, me.name, request_number=number)
     audit.record(me, "ops.refund", outcome.status, account_number=paid.account.account_number,
