@@ -28,6 +28,7 @@ class FakeTwilio:
         self.updates: list[dict] = []
         self.payments: list[dict] = []
         self.messages: list[dict] = []
+        self.message_resources: list[dict] = []  # as Twilio holds them, newest first
         self.created_calls: list[dict] = []
         # (HTTP status, Twilio code, message) answered by the next Calls.json creates, in order.
         self.fail_calls: list[tuple[int, int, str]] = []
@@ -115,14 +116,25 @@ class FakeTwilio:
             form = request.form.to_dict()
             self.messages.append(form)
             sid = "SM" + uuid.uuid4().hex
-            return jsonify({"sid": sid, "account_sid": self.account_sid, "to": form.get("To"),
+            self.message_resources.insert(0, {"sid": sid, "account_sid": self.account_sid, "to": form.get("To"),
                             "from": form.get("From"), "body": form.get("Body"), "status": "queued",
                             "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
                             "date_created": _now(), "date_updated": _now(), "date_sent": None,
                             "error_code": None, "error_message": None, "price": None, "price_unit": "USD",
                             "messaging_service_sid": None, "num_media": "0",
                             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
-                            "subresource_uris": {}}), 201
+                            "subresource_uris": {}})
+            return jsonify(self.message_resources[0]), 201
+
+        @app.get(prefix + "/Messages.json")
+        def list_messages(account):
+            # Newest first, filtered by To and From as Twilio's list is.
+            wanted = [m for m in self.message_resources
+                      if all(m[field] == request.args[arg] for arg, field in (("To", "to"), ("From", "from"))
+                             if arg in request.args)]
+            return jsonify({"messages": wanted, "end": max(len(wanted) - 1, 0), "first_page_uri": "",
+                            "next_page_uri": None, "page": 0, "page_size": len(wanted),
+                            "previous_page_uri": None, "start": 0, "uri": ""})
 
         return app
 

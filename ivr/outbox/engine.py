@@ -5,8 +5,10 @@ A kind of outbox row (texts, agents' status callbacks) is a table with the ``Out
 a ``Policy`` (retry schedule, at most or at least once, quiet hours, pacing, a pass budget) and a
 ``Transport`` that delivers one row. One pass over a kind:
 
-1. settles rows whose claim expired while ``sending``: failed (at most once) or queued again (at
-   least once);
+1. settles rows whose claim expired while ``sending``: at least once, queued again; at most once,
+   the transport asks the provider whether it has the row (texts: Twilio's Messages list) and the
+   row is recorded sent or sent again accordingly (asked again later if the provider cannot answer;
+   a transport that cannot ask fails the row for a person to check);
 2. locks the due rows (PostgreSQL ``FOR UPDATE SKIP LOCKED``), drops those no longer wanted, holds
    those quiet hours keep back, and marks the rest ``sending``, all in one commit before anything
    is delivered, so a crash mid-delivery leaves a visible trace instead of a silent duplicate;
@@ -35,6 +37,15 @@ from .quiet_hours import QuietHours
 logger = logging.getLogger(__name__)
 
 STALE_ERROR = "worker stopped while sending; not resent because it may already have gone"
+STALE_UNRESOLVED = "worker stopped while sending and the provider could not say whether it went"
+
+
+class Fate(enum.Enum):
+    """What the provider says of a row a stopped worker left ``sending``."""
+
+    WENT = "went"  # the provider has it: record it sent, never send it again
+    DID_NOT_GO = "did not go"  # the provider never got it: send it now
+    UNKNOWN = "unknown"  # the provider could not be asked: ask again in a later pass
 
 
 class Delivery(enum.Enum):
@@ -106,6 +117,14 @@ class Transport(Protocol):
         ...
 
 
+class AsksProvider(Protocol):
+    """A transport that can ask its provider whether a row of unknown fate went (optional)."""
+
+    def fate(self, session: Session, row: Any, now: datetime) -> Fate:
+        """Whether the provider has ``row``; on WENT it records the provider's id on the row."""
+        ...
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of outbox row: its table, its policy and its transport."""
@@ -172,7 +191,7 @@ def run_once(
     started = clock()
     policy = kind.policy
     counts = dict.fromkeys(("sent", "retried", "failed", "held", "dropped"), 0)
-    counts["failed"] += _settle_stale(session, kind, now)
+    _settle_stale(session, kind, now, counts)
     batch, more_due = _claim(session, kind, now, limit, counts)
 
     pacer = _Pacer(policy.rate_per_second, clock, sleep)
@@ -198,34 +217,58 @@ def run_once(
     return Report(**counts, more_due=more_due)
 
 
-def _settle_stale(session: Session, kind: Kind, now: datetime) -> int:
-    """Settle rows left ``sending`` past their claim by a stopped worker; return how many failed."""
+def _settle_stale(session: Session, kind: Kind, now: datetime, counts: dict[str, int]) -> None:
+    """Settle rows left ``sending`` past their claim by a stopped worker, counting them in ``counts``."""
     model = kind.model
     query = (
         sa.select(model)
         .where(model.status == "sending", model.claimed_until < now)
         .with_for_update(skip_locked=True)
     )
-    failed = 0
+    ask = getattr(kind.transport, "fate", None)
     for row in list(session.scalars(query)):
-        row.claimed_until = None
-        row.attempts += 1  # the stopped worker's try
         name = kind.transport.describe(row)
-        if kind.policy.delivery is Delivery.AT_MOST_ONCE:
-            row.status, row.last_error = "failed", STALE_ERROR
-            failed += 1
-            logger.error(
-                "%s was left sending by a stopped worker; marked failed, not resent",
-                name,
-                extra={"outbox_id": row.id},
-            )
+        extra = {"outbox_id": row.id}
+        if kind.policy.delivery is Delivery.AT_LEAST_ONCE:
+            _stale_tried(row, "queued")
+            logger.warning("%s was left sending by a stopped worker; queued again", name, extra=extra)
+            continue
+        if ask is None:
+            _stale_tried(row, "failed", STALE_ERROR)
+            counts["failed"] += 1
+            logger.error("%s was left sending by a stopped worker; marked failed, not resent", name, extra=extra)
+            continue
+        # At most once, and the provider can tell: neither lost nor sent twice.
+        fate = ask(session, row, now)
+        if fate is Fate.WENT:
+            _stale_tried(row, "sent")
+            row.sent_at = now
+            counts["sent"] += 1
+            logger.warning("%s was left sending by a stopped worker; the provider has it: sent", name, extra=extra)
+        elif fate is Fate.DID_NOT_GO:
+            _stale_tried(row, "queued")
+            row.next_attempt_at = now
+            logger.warning("%s was left sending by a stopped worker; the provider never got it: "
+                           "sending it now", name, extra=extra)
+        elif now >= row.created_at + kind.policy.give_up_after:
+            _stale_tried(row, "failed", STALE_UNRESOLVED)
+            counts["failed"] += 1
+            logger.error("%s: %s; gave up", name, STALE_UNRESOLVED, extra=extra)
         else:
-            row.status = "queued"
-            logger.warning(
-                "%s was left sending by a stopped worker; queued again", name, extra={"outbox_id": row.id}
-            )
+            # Still ``sending``, so no worker sends it; the next pass asks again.
+            row.claimed_until = now + kind.policy.first_retry
+            logger.warning("%s was left sending by a stopped worker; the provider could not be asked, "
+                           "asking again later", name, extra=extra)
     session.commit()
-    return failed
+
+
+def _stale_tried(row: Any, status: str, error: str | None = None) -> None:
+    """Count the stopped worker's try and give the row its new status."""
+    row.claimed_until = None
+    row.attempts += 1
+    row.status = status
+    if error is not None:
+        row.last_error = error
 
 
 def _claim(

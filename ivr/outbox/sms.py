@@ -4,6 +4,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TextIO
 
 from ..masking import mask
@@ -20,10 +21,21 @@ __all__ = [
 ]
 
 
+# Twilio's clock and ours may differ a little: a message created this long before the row counts.
+CLOCK_SLACK = timedelta(minutes=2)
+
+
 class SmsSender(Protocol):
     """Anything that can send one text; raises TwilioApiError when the provider refuses."""
 
     def send(self, to: str, body: str) -> SentMessage: ...
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        """The sid of a text with this body the provider accepted for ``to`` since ``since``, or None.
+
+        :raises TwilioApiError: the provider could not be asked.
+        """
+        ...
 
 
 class TwilioSmsSender:
@@ -35,6 +47,14 @@ class TwilioSmsSender:
     def send(self, to: str, body: str) -> SentMessage:
         """Create one Message; raise TwilioApiError on refusal."""
         return self.rest.send_sms(to, body)
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        """Ask Twilio's Messages list for our text to ``to``: same body, created since ``since``."""
+        for message in self.rest.messages_to(to):
+            created = message.date_created
+            if message.body == body and created is not None and created >= since - CLOCK_SLACK:
+                return message.sid
+        return None
 
 
 class SandboxSmsSender:
@@ -54,6 +74,11 @@ class SandboxSmsSender:
             print(f"[sms to {mask(to)}] {body}", file=stream, flush=True)
             self.sent.append((to, body, sid))
         return SentMessage(sid=sid, status="queued")
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        """A text this process printed (a stopped demo worker's texts are gone with it: sent again)."""
+        with self._lock:
+            return next((sid for sent_to, sent_body, sid in self.sent if (sent_to, sent_body) == (to, body)), None)
 
 
 def build_sms_sender(config: Mapping[str, Any]) -> SmsSender:

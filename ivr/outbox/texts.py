@@ -2,8 +2,10 @@
 
 Receipts are transactional: quiet hours never hold them, and a receipt Twilio refuses because the
 calling number is not a mobile goes once to the phone on file. Reminders wait for quiet hours to end
-and are dropped if the bill is paid first. Delivery is at most once: a text whose fate is unknown
-(a worker stopped mid-send, an unexpected error) is failed for a person to look at, never resent.
+and are dropped if the bill is paid first. Delivery is at most once and none is lost: a text a
+stopped worker left ``sending`` is looked up in Twilio's Messages list (our number, its number, its
+body, since it was queued) and recorded sent if Twilio has it, sent now if not; a text that met an
+unexpected error while sending is failed for a person to look at, never resent.
 """
 
 import logging
@@ -97,6 +99,19 @@ class SmsTransport:
         row.provider_sid = result.sid
         row.error_code = None
         return None
+
+    def fate(self, session: Session, row: OutboxMessage, now: datetime) -> engine.Fate:
+        """Ask Twilio whether it accepted this text (same number, same body, since the row was queued)."""
+        try:
+            sid = self.sender.find_sent(row.to_number, row.body, row.created_at)
+        except TwilioApiError as error:
+            logger.warning("could not ask Twilio about text %s: %s", row.id, error.message)
+            return engine.Fate.UNKNOWN
+        if sid is None:
+            return engine.Fate.DID_NOT_GO
+        row.provider_sid = sid
+        row.error_code = None
+        return engine.Fate.WENT
 
 
 def sent_to_phone_on_file() -> sa.ColumnElement[bool]:

@@ -3,11 +3,12 @@
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
@@ -86,6 +87,17 @@ class SentMessage:
 
     sid: str
     status: str
+
+
+@dataclass(frozen=True)
+class ListedMessage:
+    """A Message as Twilio lists it: enough to recognise one we sent."""
+
+    sid: str
+    to: str | None
+    body: str | None
+    status: str | None
+    date_created: datetime | None  # UTC
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,11 @@ class TwilioRest:
         except TwilioServiceException as exc:
             message = exc.detail or exc.title or ""
             raise TwilioApiError(exc.status, exc.code, mask_numbers(message)) from None
+        except TwilioException as exc:
+            # A list page Twilio would not give ("Unable to fetch page", with the response).
+            response = exc.args[1] if len(exc.args) > 1 else None
+            status = getattr(response, "status_code", None)
+            raise TwilioApiError(status, None, f"Twilio answered HTTP {status} to a list request") from None
         except requests.RequestException as exc:
             # Connection refused, DNS, timeouts: no HTTP status, so the caller may retry.
             raise TwilioApiError(None, None, f"network error: {type(exc).__name__}") from None
@@ -189,6 +206,20 @@ class TwilioRest:
             )
         )
         return SentMessage(sid=msg.sid, status=msg.status)
+
+    def messages_to(self, to: str, *, limit: int = 50) -> list[ListedMessage]:
+        """The newest Messages from ``from_number`` to ``to`` (Twilio lists newest first).
+
+        Filtered by To and From only: ``DateSent`` would miss a message Twilio accepted but has
+        not sent yet (its ``date_sent`` is empty), which is exactly the one we need to find.
+        """
+        listed = self._call(
+            lambda: self._client.messages.list(to=to, from_=self.from_number, limit=limit, page_size=limit)
+        )
+        return [
+            ListedMessage(sid=m.sid, to=m.to, body=m.body, status=m.status, date_created=m.date_created)
+            for m in listed
+        ]
 
     def create_call(
         self,

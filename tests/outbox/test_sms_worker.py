@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.models import Account
-from ivr.outbox.engine import STALE_ERROR, Report, lock_due, run_forever
+from ivr.outbox.engine import STALE_UNRESOLVED, Report, lock_due, run_forever
 from ivr.outbox.models import OutboxMessage
 from ivr.outbox.texts import run_once
 from ivr.twilio.adapter import SentMessage, TwilioApiError
@@ -26,9 +26,17 @@ _keys = itertools.count()
 class ScriptedSender:
     """Records every text; each entry in ``script`` is raised (an exception) or ignored, in turn."""
 
-    def __init__(self, *script: Exception | None) -> None:
+    def __init__(self, *script: Exception | None, accepted: list[tuple[str, str]] | None = None,
+                 lookup_error: Exception | None = None) -> None:
         self.script = list(script)
         self.sent: list[tuple[str, str]] = []
+        self.accepted = accepted or []  # (to, body) that Twilio's Messages list holds
+        self.lookup_error = lookup_error
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        if self.lookup_error is not None:
+            raise self.lookup_error
+        return "SM" + "f" * 32 if (to, body) in self.accepted else None
 
     def send(self, to: str, body: str) -> SentMessage:
         self.sent.append((to, body))
@@ -235,17 +243,43 @@ def test_state_window_setting_holds_florida_reminder(session, state_windows, exp
     assert report == expected
 
 
-def test_stale_sending_row_is_failed_not_resent(session, caplog):
+def test_a_stale_text_twilio_accepted_is_recorded_sent_and_not_sent_again(session, caplog):
     stale = queue(session, status="sending", claimed_until=NOW - timedelta(minutes=1))
     live = queue(session, status="sending", claimed_until=NOW + timedelta(minutes=1))
-    sender = ScriptedSender()
-    with caplog.at_level(logging.ERROR, logger="ivr.outbox.engine"):
-        assert run_once(session, sender, now=NOW) == Report(failed=1)
+    sender = ScriptedSender(accepted=[(NY, stale.body)])
+    with caplog.at_level(logging.WARNING, logger="ivr.outbox.engine"):
+        assert run_once(session, sender, now=NOW) == Report(sent=1)
     assert sender.sent == []
     stale, live = reload(session, stale), reload(session, live)
-    assert (stale.status, stale.last_error) == ("failed", STALE_ERROR)
+    assert (stale.status, stale.provider_sid, stale.attempts) == ("sent", "SM" + "f" * 32, 1)
     assert live.status == "sending"  # another worker is still on it
     assert "…0123" in caplog.text and NY not in caplog.text
+
+
+def test_a_stale_text_twilio_never_got_is_sent_once_in_the_same_pass(session):
+    stale = queue(session, status="sending", claimed_until=NOW - timedelta(minutes=1))
+    sender = ScriptedSender()
+    assert run_once(session, sender, now=NOW) == Report(sent=1)
+    assert sender.sent == [(NY, stale.body)]
+    assert run_once(session, sender, now=NOW + timedelta(minutes=10)) == Report()
+    assert sender.sent == [(NY, stale.body)]
+    assert reload(session, stale).status == "sent"
+
+
+def test_a_stale_text_is_asked_about_again_while_twilio_cannot_answer_and_failed_only_at_the_deadline(session):
+    stale = queue(session, status="sending", claimed_until=NOW - timedelta(minutes=1))
+    down = ScriptedSender(lookup_error=server_error())
+    assert run_once(session, down, now=NOW) == Report()
+    assert down.sent == [] and reload(session, stale).status == "sending"  # nobody sends it meanwhile
+
+    back = ScriptedSender(accepted=[(NY, stale.body)])
+    assert run_once(session, back, now=NOW + timedelta(minutes=5)) == Report(sent=1)
+    assert back.sent == [] and reload(session, stale).status == "sent"
+
+    never = queue(session, status="sending", claimed_until=NOW - timedelta(minutes=1))
+    assert run_once(session, down, now=NOW + timedelta(hours=25)) == Report(failed=1)
+    never = reload(session, never)
+    assert (never.status, never.last_error) == ("failed", STALE_UNRESOLVED)
 
 
 def test_unexpected_sender_error_fails_without_resending(session):
@@ -372,3 +406,23 @@ def test_two_workers_never_take_the_same_row_on_postgresql(session):
         other.dispose()
     statuses = {r.id: reload(session, r).status for r in rows}
     assert statuses == {rows[0].id: "queued", rows[1].id: "queued", rows[2].id: "sent"}
+
+
+def test_a_worker_that_died_mid_send_loses_no_receipt_and_sends_none_twice_against_twilios_api(session):
+    """Through the real Twilio SDK and a loopback Twilio: one receipt went before the crash, one did not."""
+    from fake_twilio import FakeTwilio
+
+    from ivr.outbox.sms import TwilioSmsSender
+    from ivr.twilio.adapter import TwilioRest
+
+    account_sid = "AC" + "e" * 32
+    with FakeTwilio(account_sid) as fake:
+        sender = TwilioSmsSender(TwilioRest(account_sid, "token", from_number="+15005550006", api_base=fake.url))
+        went = queue(session, body="Receipt 11112222", status="sending", claimed_until=NOW - timedelta(minutes=1))
+        lost = queue(session, body="Receipt 33334444", status="sending", claimed_until=NOW - timedelta(minutes=1))
+        sender.send(NY, went.body)  # the dead worker got this one to Twilio, then died before committing
+
+        assert run_once(session, sender, now=NOW) == Report(sent=2)
+
+        assert [m["Body"] for m in fake.messages] == ["Receipt 11112222", "Receipt 33334444"]
+        assert {reload(session, went).status, reload(session, lost).status} == {"sent"}

@@ -517,3 +517,40 @@ def test_sdk_request_logging_is_silenced_so_numbers_and_texts_stay_out_of_logs()
     import ivr.twilio.adapter  # noqa: F401
 
     assert logging.getLogger("twilio.http_client").getEffectiveLevel() >= logging.WARNING
+
+
+def listed(*messages: dict) -> dict:
+    """A Messages list page as Twilio answers it (newest first)."""
+    return {"messages": list(messages), "end": len(messages) - 1, "first_page_uri": "", "next_page_uri": None,
+            "page": 0, "page_size": 50, "previous_page_uri": None, "start": 0, "uri": ""}
+
+
+@responses.activate
+def test_find_sent_asks_twilio_for_our_texts_to_the_number_and_matches_body_and_time():
+    from datetime import UTC, datetime
+
+    older = {**MESSAGE, "sid": "SM" + "1" * 32, "date_created": "Wed, 23 Aug 2023 05:01:45 +0000"}
+    other = {**MESSAGE, "sid": "SM" + "2" * 32, "body": "Another text"}
+    responses.add(responses.GET, f"{API}/Messages.json", json=listed(other, MESSAGE, older))
+    sender = TwilioSmsSender(TwilioRest(AC, TOKEN, from_number=FROM))
+
+    queued_at = datetime(2023, 8, 24, 5, 0, tzinfo=UTC)
+    assert sender.find_sent(MEMBER, "Payment received", queued_at) == SM
+    assert sender.find_sent(MEMBER, "Payment received", datetime(2023, 8, 25, tzinfo=UTC)) is None
+    assert sender.find_sent(MEMBER, "Never sent", queued_at) is None
+
+    query = parse_qs(urlsplit(responses.calls[0].request.url).query)
+    assert (query["To"], query["From"]) == ([MEMBER], [FROM])
+    assert "DateSent" not in query  # a text Twilio holds but has not sent yet has no date_sent
+    operation = json.loads(SPEC.read_text())["paths"]["/2010-04-01/Accounts/{AccountSid}/Messages.json"]["get"]
+    assert set(query) <= {p["name"] for p in operation["parameters"]}
+
+
+@responses.activate
+def test_find_sent_reports_twilio_unreachable_as_an_error_not_as_not_sent():
+    responses.add(responses.GET, f"{API}/Messages.json", json=error_body(20500, 500, "Internal Server Error"),
+                  status=500)
+    from datetime import UTC, datetime
+
+    with pytest.raises(TwilioApiError):
+        TwilioSmsSender(TwilioRest(AC, TOKEN, from_number=FROM)).find_sent(MEMBER, "x", datetime.now(UTC))
