@@ -4,10 +4,12 @@ import time
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
 
 from ..extensions import db
 from ..outbox import engine
+from ..terminal.database import check_database
 from ..terminal.words import STATUS_CALLBACKS, sent_summary
 from . import audit, callbacks
 from .keys import AgentError, create_agent, rotate_key
@@ -120,6 +122,8 @@ def send_callbacks(once: bool, poll: float) -> None:
     if once:
         click.echo(sent_summary(callbacks.run_pass(), *STATUS_CALLBACKS))
         return
+    # The loop logs and retries a database outage; at start it is a setup mistake, said in one line.
+    check_database(current_app.config["SQLALCHEMY_DATABASE_URI"])
     try:
         # Nothing here sets a stop event (Ctrl-C ends the loop), so a plain sleep is the pause.
         engine.run_forever({"callbacks": callbacks.run_pass}, poll_seconds=poll, pause=time.sleep)

@@ -19,8 +19,8 @@ from ivr.outbox import engine
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "billing" / "data" / "accounts_sample.csv"
 
-# The commands issue 14 names, the two long-running processes and the import. ``worker`` (without
-# --once) and ``serve`` would run for ever if they did not refuse at start.
+# The commands issue 14 names, the long-running processes and the import. ``worker`` (without
+# --once), ``agents callbacks`` and ``serve`` would run for ever if they did not refuse at start.
 COMMANDS = [
     ("worker", "--once"),
     ("db", "upgrade"),
@@ -30,6 +30,7 @@ COMMANDS = [
     ("accounts", "import", str(SAMPLE)),
     ("serve", "--port", "0"),
     ("worker",),
+    ("agents", "callbacks"),
 ]
 UNREACHABLE = "postgresql+psycopg://nobody:hunter2-password@127.0.0.1:1/none"
 
