@@ -12,6 +12,7 @@ from .steps import (
     Decision,
     Entry,
     Keys,
+    PaidView,
     Pay,
     Prompt,
     State,
@@ -68,6 +69,7 @@ class _Overlay:
         self.agent_available = ctx.agent_available
         self.min_payment_cents = ctx.min_payment_cents
         self.max_payment_cents = ctx.max_payment_cents
+        self.convenience_fee_cents = ctx.convenience_fee_cents
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -81,6 +83,9 @@ class _Overlay:
 
     def verify(self, account_number: str, last4: str) -> bool:
         return self._ctx.verify(account_number, last4)
+
+    def recent_payments(self, limit: int) -> list[PaidView]:
+        return self._ctx.recent_payments(limit)
 
 
 def _says(step: Step, ctx: CallContext) -> tuple[Prompt, ...]:

@@ -88,6 +88,22 @@ def parse_state_windows(text: str) -> dict[str, tuple[int, int]]:
     return windows
 
 
+MAX_CONVENIENCE_FEE_CENTS = 10_000  # $100: above it, a typo is likelier than a co-op's decision
+
+
+def parse_convenience_fee(text: str) -> int:
+    """``CONVENIENCE_FEE_CENTS``: a whole number of cents, 0 (off) to ``MAX_CONVENIENCE_FEE_CENTS``."""
+    value = text.strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) > MAX_CONVENIENCE_FEE_CENTS:
+        raise ConfigError(
+            f"CONVENIENCE_FEE_CENTS must be a whole number of cents from 0 (no fee) to "
+            f"{MAX_CONVENIENCE_FEE_CENTS}, e.g. 250 for $2.50; not {value!r}"
+        )
+    return int(value)
+
+
 def _database_problem(url: str) -> str | None:
     """Why SQLAlchemy cannot use ``url`` (never quoting it: it may hold a password), or None."""
     try:
@@ -221,6 +237,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     except ConfigError as exc:
         problems.append(str(exc))
         state_windows = None
+    try:
+        convenience_fee = parse_convenience_fee(env.get("CONVENIENCE_FEE_CENTS", ""))
+    except ConfigError as exc:
+        problems.append(str(exc))
+        convenience_fee = 0
 
     if problems:
         raise ConfigError("; ".join(problems))
@@ -254,6 +275,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         **{name: int(env[name]) for name in AGENT_RATE_LIMITS if env.get(name, "").strip().isdigit()},
         "ORG_NAME": env.get("ORG_NAME", "").strip() or "Your Cooperative",
         "ORG_TIMEZONE": org_timezone,
+        # A flat fee the caller accepts by a key before card entry, charged with the payment (0: off).
+        "CONVENIENCE_FEE_CENTS": convenience_fee,
         "SECRET_KEY": secret_key or "dev-secret-key-not-secret",
         "ORG_PHONE": env.get("ORG_PHONE", "").strip() or None,  # the office number texts and pages give
         # Texts per second the worker sends; Twilio queues beyond a number's rate (1/s for a long code).

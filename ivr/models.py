@@ -127,7 +127,9 @@ class Payment(db.Model):
     call_sid: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     channel: Mapped[str] = mapped_column(sa.String(16), default="ivr")
     language: Mapped[str] = mapped_column(sa.String(2), default="en")
-    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)  # what goes to the bill
+    # The convenience fee the caller accepted, charged with the amount in the same PaymentIntent.
+    fee_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
     # pending -> succeeded | declined | error ; succeeded -> refunded | disputed
     status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
@@ -144,6 +146,11 @@ class Payment(db.Model):
     refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
     account: Mapped[Account] = relationship(back_populates="payments")
+
+    @property
+    def charged_cents(self) -> int:
+        """What the card was charged: the amount and the convenience fee."""
+        return self.amount_cents + (self.fee_cents or 0)
 
 
 class ProcessedEvent(db.Model):

@@ -47,13 +47,14 @@ class RefundOutcome:
 
 
 def remaining_cents(payment: Payment) -> int:
-    """What may still be refunded: the amount less what was refunded and what is asked but not yet answered."""
+    """What may still be refunded: what was charged (a convenience fee included) less what was
+    refunded and what is asked but not yet answered. The fee goes back last (``movements``)."""
     asked = db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(RefundRequest.amount_cents), 0)).where(
             RefundRequest.payment_id == payment.id, RefundRequest.status == "pending"
         )
     )
-    return payment.amount_cents - payment.refunded_cents - int(asked or 0)
+    return payment.charged_cents - payment.refunded_cents - int(asked or 0)
 
 
 def next_request_number(payment: Payment) -> int:

@@ -55,8 +55,8 @@ def intent_succeeded(event: GatewayEvent) -> None:
     if payment is None:
         logger.warning("payment_intent.succeeded %s matches no payment of ours", obj.get("id"))
         return
-    if payment.amount_cents != obj.get("amount"):
-        logger.error("payment %s: Stripe amount %s differs from ours %s", payment.id, obj.get("amount"), payment.amount_cents)
+    if payment.charged_cents != obj.get("amount"):
+        logger.error("payment %s: Stripe amount %s differs from ours %s", payment.id, obj.get("amount"), payment.charged_cents)
     brand, last4 = _card(obj)
     ledger.settle(payment, ChargeResult(True, obj.get("id"), card_brand=brand, card_last4=last4, status="succeeded"))
 

@@ -269,7 +269,7 @@ def refund(confirmation: str):
             cents = int(Decimal(raw) * 100)
         except InvalidOperation:
             return Response("amount: dollars and cents, e.g. 12.50", 400)
-        if cents <= 0 or cents > paid.amount_cents - paid.refunded_cents:
+        if cents <= 0 or cents > paid.charged_cents - paid.refunded_cents:
             return Response("amount: more than zero and no more than what remains", 400)
     try:
         number = int(request.form.get("request_number", ""))

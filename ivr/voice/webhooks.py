@@ -202,7 +202,9 @@ def _charge(call: CallRow, token: str, form) -> PayOutcome:
     """Charge the token through the one charge step, marking the call as charging. Returns the flow outcome."""
     data = dict(call.data or {})
     account = db.session.get(Account, call.account_id) if call.account_id else None
-    amount = int(data.get("amount_cents", 0))
+    amount = int(data.get("amount_cents") or 0)
+    # A fee the caller accepted by a key (the flow's FEE_CONFIRM); none on an agent's transfer.
+    fee = int(data.get("fee_cents") or 0)
     if account is None or amount <= 0:
         logger.error("call %s reached <Pay> without an account or amount", call.call_sid)
         return PayOutcome(UNAVAILABLE)
@@ -224,6 +226,7 @@ def _charge(call: CallRow, token: str, form) -> PayOutcome:
         language=call.language,
         caller=call.from_number,
         customer=form.get("ProfileId") or None,
+        fee_cents=fee,
         before_commit=mark_charging,
     )
     if charged.status == charge.UNAVAILABLE:
@@ -238,6 +241,7 @@ def _charge(call: CallRow, token: str, form) -> PayOutcome:
                 "pay_attempts": attempts,
                 "confirmation_number": payment.confirmation_number,
                 "paid_cents": payment.amount_cents,
+                "paid_fee_cents": payment.fee_cents,
                 "payment_id": payment.id,
             },
         )

@@ -147,3 +147,16 @@ def test_a_database_url_sqlalchemy_cannot_read_is_named_without_quoting_it():
         load_config({"DATABASE_URL": "ivr:pa55word@db/ivr"})
     assert str(excinfo.value).startswith("DATABASE_URL is not a database URL this service can use")
     assert "pa55word" not in str(excinfo.value)
+
+
+def test_the_convenience_fee_is_off_by_default_and_a_bad_value_is_one_clear_line(monkeypatch):
+    assert load_config({})["CONVENIENCE_FEE_CENTS"] == 0
+    assert load_config({"CONVENIENCE_FEE_CENTS": " 250 "})["CONVENIENCE_FEE_CENTS"] == 250
+    for bad in ("2.50", "$2.50", "-100", "ten", "10001"):
+        with pytest.raises(ConfigError, match="CONVENIENCE_FEE_CENTS must be a whole number of cents"):
+            load_config({"CONVENIENCE_FEE_CENTS": bad})
+    monkeypatch.setenv("CONVENIENCE_FEE_CENTS", "2.50")
+    result = CliRunner().invoke(main, ["payments", "export"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    (line,) = [text for text in result.output.splitlines() if "CONVENIENCE_FEE_CENTS" in text]
+    assert "e.g. 250 for $2.50" in line and "'2.50'" in line

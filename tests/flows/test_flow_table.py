@@ -139,13 +139,15 @@ def test_readme_flow_table_matches_the_code():
 class FakeContext:
     """A 10-line CallContext for engine tests."""
 
-    def __init__(self, data=None, accounts=(), agent=False, correct=("12345001", "0143")):
+    def __init__(self, data=None, accounts=(), agent=False, correct=("12345001", "0143"), fee=0, paid=()):
         self.data = dict(data or {})
         self.agent_available = agent
         self.min_payment_cents = 100
         self.max_payment_cents = None
+        self.convenience_fee_cents = fee
         self._accounts = list(accounts)
         self._correct = correct
+        self._paid = list(paid)
         self.identified = None
 
     def caller_accounts(self):
@@ -159,6 +161,9 @@ class FakeContext:
         if ok:
             self.identified = AccountView(number, 5000, 0, None, "en", "active")
         return ok
+
+    def recent_payments(self, limit):
+        return self._paid[:limit]
 
 
 def test_engine_walks_from_greeting_to_card_entry_without_io():

@@ -10,6 +10,7 @@ from helpers import CallActions, send_event
 
 from ivr.extensions import db
 from ivr.models import Account, Payment, ProcessedEvent
+from ivr.money.models import MoneyMovement
 from ivr.outbox.models import OutboxMessage
 
 
@@ -65,6 +66,26 @@ def test_unrecorded_charge_is_settled_from_the_succeeded_event_once(app, client,
     (again,), balance, receipts = state(app)
     assert again.confirmation_number == payment.confirmation_number
     assert balance == 12345 - 5000 and len(receipts) == 1
+
+
+def test_an_unrecorded_charge_with_a_fee_is_settled_as_the_call_would_have(app, client, make_account, caplog):
+    account_id = make_account()
+    with app.app_context():
+        payment = Payment(attempt_key="CAdead:9", account_id=account_id, amount_cents=5000, fee_cents=250,
+                          call_sid="CAdead", channel="ivr", language="es", receipt_to="+12025550143")
+        db.session.add(payment)
+        db.session.commit()
+        db.session.refresh(payment)
+        db.session.expunge(payment)
+    send_event(client, "payment_intent.succeeded", intent(payment, amount=5250))
+    (settled,), balance, (receipt,) = state(app)
+    assert (settled.status, settled.amount_cents, settled.fee_cents) == ("succeeded", 5000, 250)
+    assert balance == 12345 - 5000  # the fee is not the bill's
+    assert "recibimos su pago de $50.00" in receipt.body and "cargo por servicio de $2.50 ($52.50 en total)" in receipt.body
+    assert "differs" not in caplog.text  # Stripe's amount is ours: the amount and the fee
+    with app.app_context():
+        moved = db.session.execute(sa.select(MoneyMovement.type, MoneyMovement.amount_cents).order_by(MoneyMovement.id))
+        assert [tuple(m) for m in moved] == [("payment", 5000), ("fee", 250)]
 
 
 @pytest.mark.parametrize(
