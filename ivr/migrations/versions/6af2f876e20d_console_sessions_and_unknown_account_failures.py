@@ -3,7 +3,7 @@
 last four costs)
 
 Revision ID: 6af2f876e20d
-Revises: d5a8e3c1f7b2
+Revises: f4812c6cf8a3
 Create Date: 2026-12-03 16:13:29.867519
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import ivr.models
 
 revision = '6af2f876e20d'
-down_revision = 'd5a8e3c1f7b2'
+down_revision = 'f4812c6cf8a3'
 branch_labels = None
 depends_on = None
 
