@@ -266,6 +266,10 @@ def _charge(offer: TextPayOffer, card: SavedCard, phone: str, lang: str) -> str:
         fresh.status = PAID
         logger.info("text payment offer %s paid (payment %s)", offer_id, outcome.payment_id)
         return _words("pay_approved", lang)
+    if outcome.in_progress:
+        # Stripe is still running a request with this key (another delivery's): it settles the payment.
+        logger.info("text payment offer %s: another request is charging it", offer_id)
+        return _words("pay_in_progress", lang)
     if outcome.status == DECLINED:
         fresh.status = DECLINED_STATUS
         logger.info("text payment offer %s declined (%s)", offer_id, outcome.decline_code)

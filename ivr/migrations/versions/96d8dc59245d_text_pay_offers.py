@@ -1,7 +1,7 @@
 """text_pay_offers: pay by text (an offer per PAY, charged once on YES; one text payment per bill)
 
 Revision ID: 96d8dc59245d
-Revises: c41f0a7d2e90
+Revises: 6af2f876e20d
 Create Date: 2026-12-03 16:06:39.129035
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import ivr.models
 
 revision = '96d8dc59245d'
-down_revision = 'c41f0a7d2e90'
+down_revision = '6af2f876e20d'
 branch_labels = None
 depends_on = None
 
