@@ -10,7 +10,9 @@ MAX_LISTED_ACCOUNTS = 8  # keys 1-8; 9 is "enter another account number"
 PAY_ATTEMPT_LIMIT = 3  # cards a caller may try in one call
 IDENTIFY_ATTEMPT_LIMIT = 3
 HISTORY_LENGTH = 3  # past payments said when the caller asks for them
-_AMOUNT = re.compile(r"^(\d{1,7})(?:\*(\d{1,2}))?$")
+# [0-9], not \d: only a keypad's ASCII digits are keys (\d and isdigit() take any script's digits).
+_AMOUNT = re.compile(r"([0-9]{1,7})(?:\*([0-9]{1,2}))?")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 # --- language and identification -------------------------------------------------------------
@@ -43,21 +45,21 @@ def pick_listed_account(digits: str, ctx: CallContext) -> Decision:
     choices = list(ctx.data.get("choices", []))
     if digits == "9":
         return Decision("other")
-    if digits.isdigit() and 1 <= int(digits) <= len(choices):
+    if _DIGITS.fullmatch(digits) and 1 <= int(digits) <= len(choices):
         return Decision("picked", {"candidate": choices[int(digits) - 1]})
     return Decision("invalid")
 
 
 def take_account_number(digits: str, ctx: CallContext) -> Decision:
     """Keep whatever number was keyed; whether it exists is only revealed together with the last four."""
-    if not digits.isdigit() or not 4 <= len(digits) <= 20:
+    if not _DIGITS.fullmatch(digits) or not 4 <= len(digits) <= 20:
         return Decision("invalid", say=(Prompt("account_number_invalid"),))
     return Decision("taken", {"candidate": digits})
 
 
 def verify_caller(digits: str, ctx: CallContext) -> Decision:
     """Check account + last four; unknown, wrong and locked all get the same words."""
-    if not (len(digits) == 4 and digits.isdigit()):
+    if not (len(digits) == 4 and _DIGITS.fullmatch(digits)):
         return Decision("invalid", say=(Prompt("enter_four_digits"),))
     if ctx.verify(str(ctx.data.get("candidate", "")), digits):
         return Decision("verified", {"identified": True, "id_failures": 0})
@@ -114,7 +116,7 @@ def pay_full_balance(digits: str, ctx: CallContext) -> Decision:
 
 def parse_amount(digits: str, ctx: CallContext) -> Decision:
     """Dollars keyed with ``*`` as the decimal point: "50*25" is $50.25; checked against the limits."""
-    match = _AMOUNT.match(digits)
+    match = _AMOUNT.fullmatch(digits)
     if not match:
         return Decision("invalid", say=(Prompt("amount_malformed"),))
     cents = int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))

@@ -20,6 +20,9 @@ from .steps import (
 )
 from .table import ENTRY_POINTS, FLOW
 
+KEYPAD_KEYS = frozenset("0123456789*#")
+_NOT_A_KEY = "not a key"  # a label no step's ``on`` can hold (labels are words without spaces)
+
 
 @dataclass(frozen=True)
 class KeyPress:
@@ -143,12 +146,16 @@ def advance(state: State, event: Event, ctx: CallContext) -> Turn:
     if not isinstance(step.expect, Keys):  # keys where none were asked for: say the step again
         return repeat(state, ctx)
     digits = event.digits
-    if digits == "*" and step.repeatable:
+    if not KEYPAD_KEYS.issuperset(digits):
+        # Only a keypad's ASCII 0-9 * # are keys. Anything else (Arabic or full-width digits, say)
+        # is a wrong key, explained as one; no decision ever sees it, so no identification is tried.
+        decision = Decision(_NOT_A_KEY)
+    elif digits == "*" and step.repeatable:
         return repeat(state, ctx)
-    if digits == "0" and step.allow_agent and ctx.agent_available:
+    elif digits == "0" and step.allow_agent and ctx.agent_available:
         return _enter(State.AGENT, ctx, _reset_counters(), ())
-
-    decision = step.decide(digits, ctx) if step.decide else Decision(digits)
+    else:
+        decision = step.decide(digits, ctx) if step.decide else Decision(digits)
     if decision.label in step.on:
         updates = {**_reset_counters(), **decision.updates}
         return _enter(step.on[decision.label], ctx, updates, decision.say)

@@ -60,7 +60,8 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 @click.command()
-@click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), show_default="$PORT or 5000", type=int)
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), show_default="$PORT or 5000", type=int,
+              help="port of the demo's web server")
 @click.option("--workers", default=2, show_default=True, type=int, help="web server processes")
 @click.option(
     "--send-reminders",
@@ -90,6 +91,7 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
     from .billing.accounts_csv import import_accounts
     from .extensions import db
     from .migrate import upgrade
+    from .terminal.database import database_label
 
     upgrade(env["DATABASE_URL"])
     csv_text = demo_accounts_csv(date.today())
@@ -99,7 +101,7 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
         agent_key = _demo_agent_key()
         link = _reminder_link()
         reminders = _queue_reminders() if send_reminders else None
-    click.echo(f"Database ready at {env['DATABASE_URL']} ({report})")
+    click.echo(f"Database ready: {database_label(env['DATABASE_URL'])}. {report.summary()}.")
     if reminders:
         click.echo(f"Reminders (quiet hours ignored): {reminders}")
 

@@ -18,7 +18,7 @@ from payments import PaymentUnavailable, RefundResult
 
 from ..extensions import db
 from ..masking import mask
-from ..models import Payment
+from ..models import Payment, row_id
 from . import movements
 from .models import RefundRequest
 
@@ -189,8 +189,8 @@ def _request_answered_by(payment: Payment, refund: RefundResult) -> RefundReques
     found = db.session.scalar(sa.select(RefundRequest).where(RefundRequest.stripe_refund_id == refund.refund_id))
     if found is not None:
         return found
-    request_id = refund.metadata.get("refund_request_id", "")
-    if not request_id.isdigit():
+    request_id = row_id(refund.metadata.get("refund_request_id"))
+    if request_id is None:
         return None
-    request = db.session.get(RefundRequest, int(request_id))
+    request = db.session.get(RefundRequest, request_id)
     return request if request is not None and request.payment_id == payment.id else None

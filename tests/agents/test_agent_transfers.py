@@ -190,7 +190,7 @@ def test_ivr_worker_sends_agent_status_callbacks_too(
         hook.add(responses.POST, HOOK, status=204)
         result = CliRunner().invoke(main, ["worker", "--once"])
         assert result.exit_code == 0, result.output
-        assert "callbacks: " in result.output
+        assert "Sent 1 status callback to agents' systems" in result.stdout
         assert [json.loads(c.request.body)["id"] for c in hook.calls] == [transfer_id]
 
 

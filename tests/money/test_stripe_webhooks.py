@@ -147,7 +147,6 @@ def test_refund_and_dispute_show_in_the_records_and_the_balance(app, client, pen
 
 def test_crash_between_charge_and_commit_ends_with_one_charge_and_one_receipt(app, client, make_account, stripe_api, monkeypatch):
     from ivr.money import ledger
-    from ivr.voice import webhooks as voice
 
     make_account()
     call = CallActions(client)
@@ -168,7 +167,6 @@ def test_crash_between_charge_and_commit_ends_with_one_charge_and_one_receipt(ap
 
     # Twilio (or the caller's retry) delivers the same <Pay> result again: same key, same charge.
     monkeypatch.setattr(ledger, "settle", real_settle)
-    monkeypatch.setattr(voice, "CHARGE_WAIT_SECONDS", 0.3)
     call.post(pay_url, call.last_pay_params)
     assert "was approved" in call.said()
     # ... and Stripe's webhook arrives too.
@@ -177,3 +175,13 @@ def test_crash_between_charge_and_commit_ends_with_one_charge_and_one_receipt(ap
     (payment,), balance, receipts = state(app)
     assert payment.status == "succeeded" and balance == 0
     assert len(stripe_api.successful_charges) == 1 and len(receipts) == 1
+
+
+@pytest.mark.parametrize("payment_id", ["9" * 30, "\u00b2", "\u0661", "-1"])
+def test_an_event_whose_metadata_names_no_possible_payment_is_answered_2xx_and_changes_nothing(
+    app, client, pending_payment, payment_id
+):
+    obj = intent(pending_payment, metadata={"payment_id": payment_id})
+    assert send_event(client, "payment_intent.succeeded", obj).status_code == 200
+    (payment,), balance, receipts = state(app)
+    assert payment.status == "pending" and balance == 12345 and receipts == []

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from ops_fixtures import DAY, seed_day, staff, token_of
+from ops_fixtures import DAY, cells, seed_day, staff, token_of
 
 from ivr.agents.models import AuditEntry
 from ivr.extensions import db
@@ -151,14 +151,6 @@ def test_ops_and_agent_posts_without_the_token_are_refused(app, client, day):
 
 
 # --- Today ----------------------------------------------------------------------------------------------
-
-
-def cells(html: str, table_id: str) -> list[list[str]]:
-    """The text of each row's cells in the table with ``table_id``."""
-    import lxml.html
-
-    table = lxml.html.fromstring(html).get_element_by_id(table_id)
-    return [[c.text_content().strip() for c in row.xpath("./td|./th")] for row in table.xpath(".//tbody/tr")]
 
 
 def test_today_shows_the_days_money_declines_receipts_and_funnel(app, client, day):
