@@ -6,8 +6,11 @@ containment and hang-ups are read; the day's payments are one query grouped by c
 hour (a CASE that finds the hour in five comparisons). The same SQL runs on SQLite and PostgreSQL.
 
 The 30-day charts would count hundreds of thousands of calls on every view at a co-op's scale, so
-a day whose calls have all ended is counted once and kept (``ClosedDay``); only a day not yet over
-is counted from its rows each time (docs/speed.md, "Operations console at scale").
+a day whose calls have all ended is counted once and kept (``ClosedDay``): its calls, and its
+payments by channel and hour (a payment is a day's when it settled, so a past day's never
+change). Only a day not yet over is counted from its rows each time; declines, refunds and
+disputes, and receipts (a retry moves one) are always read from their rows (docs/speed.md,
+"Operations console at scale").
 """
 
 from collections.abc import Sequence
@@ -64,13 +67,19 @@ def today() -> date:
 
 @dataclass
 class DayFigures:
-    """A day's calls (how far they got, how they ended) and the money taken: the funnel and the 30-day charts."""
+    """A day's calls (how far they got, how they ended) and payments (by channel, by hour): what can be kept."""
 
     calls: int = 0
     stages: dict[str, int] = field(default_factory=dict)  # FUNNEL stage -> calls that got at least that far
     contained: int = 0
     hang_ups: dict[str, int] = field(default_factory=dict)  # state -> calls that hung up there
-    paid_cents: int = 0
+    by_channel: dict[str, list[int]] = field(default_factory=dict)  # channel -> [payments, cents]
+    by_hour: list[int] = field(default_factory=lambda: [0] * 24)  # payments per local hour
+
+    @property
+    def paid_cents(self) -> int:
+        """Dollars taken, in cents."""
+        return sum(cents for _, cents in self.by_channel.values())
 
     @property
     def containment(self) -> float | None:
@@ -142,7 +151,7 @@ def is_hang_up(state: str, furthest: str | None, ended: bool) -> bool:
 
 
 def count_day(day: date) -> DayFigures:
-    """Count a local day's calls and takings from their rows: two queries, a few dozen groups."""
+    """Count a local day's calls and payments from their rows: two grouped queries, a few dozen groups each."""
     start, end = day_bounds(day)
     ended = CallSession.ended_at.is_not(None)
     out = DayFigures(stages=dict.fromkeys(FUNNEL, 0))
@@ -158,14 +167,19 @@ def count_day(day: date) -> DayFigures:
             out.contained += count
         if is_hang_up(state, furthest, bool(has_ended)):
             out.hang_ups[state] = out.hang_ups.get(state, 0) + count
-    out.paid_cents = int(
-        db.session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0)).where(
-                Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(PAID_STATUSES)
-            )
-        )
-        or 0
-    )
+    hours = [start + timedelta(hours=h) for h in range(25)]
+    # A day of 23 or 25 hours (daylight saving) still shows 24 local clock hours; the last absorbs the rest.
+    hours[-1] = end
+    hour = _bucket(Payment.paid_at, hours).label("hour")
+    for channel, at, count, cents in db.session.execute(
+        sa.select(Payment.channel, hour, sa.func.count(), sa.func.sum(Payment.amount_cents))
+        .where(Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(PAID_STATUSES))
+        .group_by(Payment.channel, "hour")
+    ):
+        totals = out.by_channel.setdefault(channel, [0, 0])
+        totals[0] += count
+        totals[1] += int(cents or 0)
+        out.by_hour[int(at)] += count
     return out
 
 
@@ -184,7 +198,9 @@ def days_figures(days: Sequence[date], known: dict[date, DayFigures] | None = No
             sa.select(ClosedDay).where(ClosedDay.zone == name, ClosedDay.day >= min(wanted), ClosedDay.day <= max(wanted))
         ):
             out[row.day] = DayFigures(calls=row.calls, stages={s: row.stages.get(s, 0) for s in FUNNEL},
-                                      contained=row.contained, hang_ups=dict(row.hang_ups), paid_cents=row.paid_cents)
+                                      contained=row.contained, hang_ups=dict(row.hang_ups),
+                                      by_channel={c: list(v) for c, v in row.by_channel.items()},
+                                      by_hour=list(row.by_hour))
     for day in wanted:
         if day not in out:
             out[day] = count_day(day)
@@ -199,7 +215,7 @@ def _keep(day: date, name: str, figures: DayFigures) -> None:
         with db.session.begin_nested():
             db.session.add(ClosedDay(day=day, zone=name, calls=figures.calls, stages=figures.stages,
                                      contained=figures.contained, hang_ups=figures.hang_ups,
-                                     paid_cents=figures.paid_cents))
+                                     by_channel=figures.by_channel, by_hour=figures.by_hour))
     except IntegrityError:
         pass
 
@@ -208,23 +224,10 @@ def today_figures(day: date) -> Today:
     """Everything /ops Today shows for the co-op's local ``day``."""
     start, end = day_bounds(day)
     out = Today(day=day)
-    paid = sa.and_(Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(PAID_STATUSES))
-    hours = [start + timedelta(hours=h) for h in range(25)]
-    # A day of 23 or 25 hours (daylight saving) still shows 24 local clock hours; the last absorbs the rest.
-    hours[-1] = end
-    channels: dict[str, list[int]] = {}
-    out.by_hour = [0] * 24
-    hour = _bucket(Payment.paid_at, hours).label("hour")
-    for channel, at, count, cents in db.session.execute(
-        sa.select(Payment.channel, hour, sa.func.count(), sa.func.sum(Payment.amount_cents))
-        .where(paid)
-        .group_by(Payment.channel, "hour")
-    ):
-        totals = channels.setdefault(channel, [0, 0])
-        totals[0] += count
-        totals[1] += int(cents or 0)
-        out.by_hour[int(at)] += count
-    out.by_channel = [(channel, count, cents) for channel, (count, cents) in sorted(channels.items())]
+    counted = days_figures([day])[day]
+    out.counted = counted
+    out.by_channel = [(channel, count, cents) for channel, (count, cents) in sorted(counted.by_channel.items())]
+    out.by_hour = list(counted.by_hour)
     out.declines = [
         (reason or "unknown", count)
         for reason, count in db.session.execute(
@@ -252,8 +255,6 @@ def today_figures(day: date) -> Today:
         if status in RECEIPT_GROUPS:
             receipts[RECEIPT_GROUPS[status]] += count
     out.receipts = receipts
-    counted = days_figures([day])[day]
-    out.counted = counted
     out.funnel = [("calls", counted.calls), *((stage, counted.stages[stage]) for stage in FUNNEL)]
     out.contained = counted.contained
     out.hang_ups = sorted(counted.hang_ups.items(), key=lambda item: (-item[1], item[0]))

@@ -1,4 +1,4 @@
-"""The operations console's one table: a past day's call figures and takings, kept once the day is over.
+"""The operations console's one table: a past day's calls and payments as Today shows them, kept once the day is over.
 
 Today's charts cover 30 days; at a co-op's scale that is hundreds of thousands of calls, too many
 to count on every page view (docs/speed.md, "Operations console at scale"). A day's calls stop
@@ -15,7 +15,7 @@ from ..models import UTCDateTime, utcnow
 
 
 class ClosedDay(db.Model):
-    """One local day of the co-op (in ``zone``) whose calls have all ended: what /ops Today shows of it."""
+    """One local day of the co-op (in ``zone``) whose calls have all ended: its funnel, hang-ups and payments."""
 
     __tablename__ = "ops_closed_days"
     __table_args__ = (sa.UniqueConstraint("day", "zone"),)
@@ -27,5 +27,7 @@ class ClosedDay(db.Model):
     stages: Mapped[dict[str, int]] = mapped_column(sa.JSON)  # funnel stage -> calls that got at least that far
     contained: Mapped[int] = mapped_column()
     hang_ups: Mapped[dict[str, int]] = mapped_column(sa.JSON)  # state -> calls that hung up there
-    paid_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    # Payments by when they were paid, which is when they settled: a past day's never change.
+    by_channel: Mapped[dict[str, list[int]]] = mapped_column(sa.JSON)  # channel -> [payments, cents]
+    by_hour: Mapped[list[int]] = mapped_column(sa.JSON)  # payments per local hour, 24 values
     counted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

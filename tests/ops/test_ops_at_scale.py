@@ -39,9 +39,9 @@ def funnel(client, day: date = DAY) -> list[list[str]]:
     return cells(client.get(f"/ops?date={day}").get_data(as_text=True), "funnel")
 
 
-def kept(app) -> list[tuple[date, str, int, int]]:
+def kept(app) -> list[tuple[date, str, int, dict[str, list[int]]]]:
     with app.app_context():
-        return [(k.day, k.zone, k.calls, k.paid_cents)
+        return [(k.day, k.zone, k.calls, k.by_channel)
                 for k in db.session.scalars(sa.select(ClosedDay).where(ClosedDay.day == DAY))]
 
 
@@ -58,10 +58,17 @@ def test_a_day_over_is_counted_once_and_kept(app, supervisor, monkeypatch):
     shown = funnel(supervisor)
     assert shown == [["Calls", "5"], ["Identified", "4"], ["Heard the balance", "3"], ["Reached card entry", "2"],
                      ["Paid", "1"], ["Ended paid or informed without an agent", "3"]]
-    assert kept(app) == [(DAY, "America/New_York", 5, 119750)]
+    assert kept(app) == [(DAY, "America/New_York", 5, {"agent": [1, 104875], "callback": [1, 4875], "ivr": [1, 10000]})]
     add_call(app, "CA6")  # a row written after its day was over: what was counted stands
     assert funnel(supervisor) == shown
     assert len(kept(app)) == 1
+    with app.app_context():  # the failed receipt, retried and delivered: receipts are read from their rows
+        db.session.execute(sa.update(OutboxMessage).where(OutboxMessage.status == "failed",
+                                                          OutboxMessage.kind == "receipt").values(status="sent"))
+        db.session.commit()
+    page = supervisor.get(f"/ops?date={DAY}").get_data(as_text=True)
+    assert cells(page, "receipts") == [["Sent", "2"], ["Failed", "0"], ["Held", "1"]]
+    assert cells(page, "by-channel") == [["agent", "1", "$1,048.75"], ["callback", "1", "$48.75"], ["ivr", "1", "$100.00"]]
 
 
 def test_the_30_day_charts_take_kept_days_and_count_the_day_not_over(app, supervisor, monkeypatch):

@@ -34,7 +34,8 @@ def upgrade() -> None:
     sa.Column('stages', sa.JSON(), nullable=False),
     sa.Column('contained', sa.Integer(), nullable=False),
     sa.Column('hang_ups', sa.JSON(), nullable=False),
-    sa.Column('paid_cents', sa.BigInteger(), nullable=False),
+    sa.Column('by_channel', sa.JSON(), nullable=False),
+    sa.Column('by_hour', sa.JSON(), nullable=False),
     sa.Column('counted_at', ivr.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ops_closed_days')),
     sa.UniqueConstraint('day', 'zone', name=op.f('uq_ops_closed_days_day'))
