@@ -173,9 +173,12 @@ class Payment(db.Model):
         """What the card was charged: the amount and the convenience fee."""
         return self.amount_cents + (self.fee_cents or 0)
 
-    # /ops: a status over any span of days, newest first (disputes this year, a day's declines) reads
-    # only those rows, in order; anything that looked payments up by status alone still can.
-    __table_args__ = (sa.Index("ix_payments_status_created_at", "status", "created_at"),)
+    # /ops: a status over any span of days, newest first (disputes this year), reads only those rows,
+    # in order; a day's declines by reason are counted from the index alone. Anything that looked
+    # payments up by status alone still can.
+    __table_args__ = (
+        sa.Index("ix_payments_status_created_at_decline_code", "status", "created_at", "decline_code"),
+    )
 
 
 class ProcessedEvent(db.Model):

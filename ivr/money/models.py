@@ -40,6 +40,9 @@ class MoneyMovement(db.Model):
 
     payment: Mapped[Payment] = relationship()
 
+    # /ops Today: a day's refunds and disputes, a handful among the day's payments.
+    __table_args__ = (sa.Index("ix_money_movements_type_occurred_at", "type", "occurred_at"),)
+
 
 class RefundRequest(db.Model):
     """A refund a staff member asked for; ``number`` counts them per payment and makes the idempotency key.

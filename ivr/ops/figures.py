@@ -1,13 +1,16 @@
-"""The numbers on /ops Today: a few grouped queries over one day, and 30 days of kept day figures.
+"""The numbers on /ops Today: a few grouped queries, and the kept hours of the days shown.
 
-Days are the co-op's local days (``ORG_TIMEZONE``) turned into UTC bounds. A day's calls are one
-query grouped by (state, furthest, channel, ended), a few dozen groups from which the funnel,
-containment and hang-ups are read; the day's payments are one query grouped by channel and local
-hour (a CASE that finds the hour in five comparisons). The same SQL runs on SQLite and PostgreSQL.
+Days are the co-op's local days (``ORG_TIMEZONE``) turned into UTC bounds, cut into 24 clock hours.
+An hour's calls are counted grouped by (state, furthest, channel, ended), a few dozen groups from
+which the funnel, containment and hang-ups are read; its payments grouped by channel. The hour of
+a row is found by a balanced CASE, five comparisons. The same SQL runs on SQLite and PostgreSQL.
 
-The 30-day charts would count hundreds of thousands of calls on every view at a co-op's scale, so
-a day whose calls have all ended is counted once and kept (``ClosedDay``); only a day not yet over
-is counted from its rows each time (docs/speed.md, "Operations console at scale").
+A due date brings a hundred thousand calls and the 30-day charts many more: too many to count at
+every view at a co-op's scale. So an hour is counted once it has settled (every call that began
+in it has ended, and its payments, counted by when they settled, can no longer change) and kept
+(``KeptHour``); a view reads the kept hours and counts only the ones still going. Declines,
+refunds and disputes, and receipts (a retry moves one) are read from their rows at every view
+(docs/speed.md, "Operations console at scale").
 """
 
 from collections.abc import Sequence
@@ -25,8 +28,8 @@ from ..extensions import db
 from ..models import CallSession, Payment, utcnow
 from ..money.models import DISPUTE, REFUND, MoneyMovement
 from ..outbox.models import OutboxMessage
-from ..voice.call_rows import FUNNEL
-from .models import ClosedDay
+from ..voice.call_rows import ENDED_CALL_STATUSES, FUNNEL
+from .models import KeptHour
 
 PAID_STATUSES = ("succeeded", "refunded", "disputed")  # the money arrived, whatever happened later
 # Receipts as staff think of them: delivered, given up on, or still waiting (quiet or retrying).
@@ -34,8 +37,11 @@ RECEIPT_GROUPS = {"sent": "sent", "failed": "failed", "queued": "held", "sending
 AGENT_STATES = (State.AGENT.value, State.RETURN_TO_AGENT.value)
 # Where a call can end without the caller hanging up on us; any other last state is a hang-up.
 _ENDS = tuple(s.value for s, step in FLOW.items() if step.final and s != State.HUNG_UP)
-# When a day's calls have all ended and its figures can be kept: Twilio ends a call after four hours
-# at most, and the call's status callback closes its row.
+# An hour is kept (counted once) this long after it ends once every call that began in it has ended:
+# a row written at its last moment is committed well within it.
+SETTLE_AFTER = timedelta(minutes=5)
+# ... and this long after it ends in any case: Twilio ends a call after four hours at most, and a call
+# whose status callback never came will not change any more.
 CLOSED_AFTER = timedelta(hours=6)
 
 
@@ -64,18 +70,38 @@ def today() -> date:
 
 @dataclass
 class DayFigures:
-    """A day's calls (how far they got, how they ended) and the money taken: the funnel and the 30-day charts."""
+    """Calls (how far they got, how they ended) and payments (by channel, by hour) of a day or one of its hours."""
 
     calls: int = 0
-    stages: dict[str, int] = field(default_factory=dict)  # FUNNEL stage -> calls that got at least that far
+    stages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUNNEL, 0))  # stage -> calls that got there
     contained: int = 0
     hang_ups: dict[str, int] = field(default_factory=dict)  # state -> calls that hung up there
-    paid_cents: int = 0
+    by_channel: dict[str, list[int]] = field(default_factory=dict)  # channel -> [payments, cents]
+    by_hour: list[int] = field(default_factory=lambda: [0] * 24)  # payments per local hour
+
+    @property
+    def paid_cents(self) -> int:
+        """Dollars taken, in cents."""
+        return sum(cents for _, cents in self.by_channel.values())
 
     @property
     def containment(self) -> float | None:
         """Share of calls that ended paid or informed without an agent; None without calls."""
         return self.contained / self.calls if self.calls else None
+
+    def add(self, other: "DayFigures") -> None:
+        """Add ``other`` (another hour) to these figures."""
+        self.calls += other.calls
+        self.contained += other.contained
+        for stage, count in other.stages.items():
+            self.stages[stage] = self.stages.get(stage, 0) + count
+        for state, count in other.hang_ups.items():
+            self.hang_ups[state] = self.hang_ups.get(state, 0) + count
+        for channel, (count, cents) in other.by_channel.items():
+            totals = self.by_channel.setdefault(channel, [0, 0])
+            totals[0] += count
+            totals[1] += cents
+        self.by_hour = [a + b for a, b in zip(self.by_hour, other.by_hour, strict=True)]
 
 
 @dataclass
@@ -141,65 +167,112 @@ def is_hang_up(state: str, furthest: str | None, ended: bool) -> bool:
     return ended and state not in _ENDS and furthest != "paid"
 
 
-def count_day(day: date) -> DayFigures:
-    """Count a local day's calls and takings from their rows: two queries, a few dozen groups."""
+def hour_edges(day: date) -> list[datetime]:
+    """The UTC moments where each of the local ``day``'s 24 clock hours begins, and where the day ends.
+
+    A day of 23 or 25 hours (daylight saving) still has 24 hours here; the last absorbs the rest.
+    """
     start, end = day_bounds(day)
-    ended = CallSession.ended_at.is_not(None)
-    out = DayFigures(stages=dict.fromkeys(FUNNEL, 0))
-    for state, furthest, channel, has_ended, count in db.session.execute(
-        sa.select(CallSession.state, CallSession.furthest, CallSession.channel, ended, sa.func.count())
-        .where(CallSession.created_at >= start, CallSession.created_at < end)
-        .group_by(CallSession.state, CallSession.furthest, CallSession.channel, ended)
+    return [start + timedelta(hours=h) for h in range(24)] + [end]
+
+
+def count_hours(day: date, first: int = 0) -> tuple[dict[int, DayFigures], set[int]]:
+    """Count the hours of the local ``day`` from hour ``first`` on from their rows: two grouped queries.
+
+    Returns each hour's figures, and the hours with a call not yet ended (Twilio has not said so).
+    """
+    edges = hour_edges(day)
+    out = {h: DayFigures() for h in range(first, 24)}
+    going: set[int] = set()
+    hour = _bucket(CallSession.created_at, edges).label("hour")
+    ended = CallSession.ended_at.is_not(None).label("ended")
+    finished = CallSession.call_status.in_(sorted(ENDED_CALL_STATUSES)).label("finished")
+    for at, state, furthest, channel, has_ended, is_finished, count in db.session.execute(
+        sa.select(hour, CallSession.state, CallSession.furthest, CallSession.channel, ended, finished, sa.func.count())
+        .where(CallSession.created_at >= edges[first], CallSession.created_at < edges[-1])
+        .group_by("hour", CallSession.state, CallSession.furthest, CallSession.channel, "ended", "finished")
     ):
-        out.calls += count
+        figures = out[int(at)]
+        figures.calls += count
         for stage in FUNNEL[: FUNNEL.index(furthest) + 1] if furthest in FUNNEL else ():
-            out.stages[stage] += count
+            figures.stages[stage] += count
         if is_contained(state, furthest, channel):
-            out.contained += count
+            figures.contained += count
         if is_hang_up(state, furthest, bool(has_ended)):
-            out.hang_ups[state] = out.hang_ups.get(state, 0) + count
-    out.paid_cents = int(
-        db.session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0)).where(
-                Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(PAID_STATUSES)
-            )
-        )
-        or 0
-    )
-    return out
+            figures.hang_ups[state] = figures.hang_ups.get(state, 0) + count
+        if not is_finished:
+            going.add(int(at))
+    hour = _bucket(Payment.paid_at, edges).label("hour")
+    for at, channel, count, cents in db.session.execute(
+        sa.select(hour, Payment.channel, sa.func.count(), sa.func.sum(Payment.amount_cents))
+        .where(Payment.paid_at >= edges[first], Payment.paid_at < edges[-1], Payment.status.in_(PAID_STATUSES))
+        .group_by("hour", Payment.channel)
+    ):
+        figures = out[int(at)]
+        figures.by_channel[channel] = [count, int(cents or 0)]
+        figures.by_hour[int(at)] += count
+    return out, going
 
 
-def closed(day: date) -> bool:
-    """True when every call of the local ``day`` has ended, so its figures no longer change."""
-    return day_bounds(day)[1] + CLOSED_AFTER <= utcnow()
+def settled(edges: list[datetime], hour: int, going: set[int], now: datetime) -> bool:
+    """True when the ``hour`` (between ``edges``) can no longer change, so its figures can be kept.
+
+    Payments count by when they settled, so an hour over gains none; its calls stop changing once
+    every one has ended, or in any case six hours on (``CLOSED_AFTER``).
+    """
+    end = edges[hour + 1]
+    return end + CLOSED_AFTER <= now or (end + SETTLE_AFTER <= now and hour not in going)
 
 
 def days_figures(days: Sequence[date], known: dict[date, DayFigures] | None = None) -> dict[date, DayFigures]:
-    """Each day's figures: ``known`` ones as given, kept ones read, the rest counted (and kept once closed)."""
+    """Each day's figures: ``known`` ones as given; for the rest its kept hours read, the others counted.
+
+    An hour counted here that has settled is kept, so each is counted from its rows about once.
+    """
     name = current_app.config["ORG_TIMEZONE"]
     out = dict(known or {})
     wanted = [d for d in days if d not in out]
+    kept: dict[date, dict[int, KeptHour]] = {}
     if wanted:
         for row in db.session.scalars(
-            sa.select(ClosedDay).where(ClosedDay.zone == name, ClosedDay.day >= min(wanted), ClosedDay.day <= max(wanted))
+            sa.select(KeptHour).where(KeptHour.zone == name, KeptHour.day >= min(wanted), KeptHour.day <= max(wanted))
         ):
-            out[row.day] = DayFigures(calls=row.calls, stages={s: row.stages.get(s, 0) for s in FUNNEL},
-                                      contained=row.contained, hang_ups=dict(row.hang_ups), paid_cents=row.paid_cents)
+            kept.setdefault(row.day, {})[row.hour] = row
+    now = utcnow()
     for day in wanted:
-        if day not in out:
-            out[day] = count_day(day)
-            if closed(day):
-                _keep(day, name, out[day])
+        hours = kept.get(day, {})
+        first = next((h for h in range(24) if h not in hours), 24)
+        total = DayFigures()
+        for h in range(first):
+            total.add(_from_row(hours[h]))
+        if first < 24:
+            counted, going = count_hours(day, first)
+            edges = hour_edges(day)
+            for figures in counted.values():
+                total.add(figures)
+            _keep(day, name, {h: f for h, f in counted.items() if h not in hours and settled(edges, h, going, now)})
+        out[day] = total
     return {d: out[d] for d in days}
 
 
-def _keep(day: date, name: str, figures: DayFigures) -> None:
-    """Keep a closed day's figures; a request that counted the same day meanwhile has kept the same numbers."""
+def _from_row(row: KeptHour) -> DayFigures:
+    figures = DayFigures(calls=row.calls, stages={s: row.stages.get(s, 0) for s in FUNNEL}, contained=row.contained,
+                         hang_ups=dict(row.hang_ups), by_channel={c: list(v) for c, v in row.by_channel.items()})
+    figures.by_hour[row.hour] = sum(count for count, _ in row.by_channel.values())
+    return figures
+
+
+def _keep(day: date, name: str, hours: dict[int, DayFigures]) -> None:
+    """Keep settled hours; when a request counting the same day kept some meanwhile, theirs stand (the same numbers)."""
+    if not hours:
+        return
     try:
         with db.session.begin_nested():
-            db.session.add(ClosedDay(day=day, zone=name, calls=figures.calls, stages=figures.stages,
-                                     contained=figures.contained, hang_ups=figures.hang_ups,
-                                     paid_cents=figures.paid_cents))
+            db.session.add_all(
+                KeptHour(day=day, zone=name, hour=h, calls=f.calls, stages=f.stages, contained=f.contained,
+                         hang_ups=f.hang_ups, by_channel=f.by_channel)
+                for h, f in hours.items()
+            )
     except IntegrityError:
         pass
 
@@ -208,23 +281,10 @@ def today_figures(day: date) -> Today:
     """Everything /ops Today shows for the co-op's local ``day``."""
     start, end = day_bounds(day)
     out = Today(day=day)
-    paid = sa.and_(Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(PAID_STATUSES))
-    hours = [start + timedelta(hours=h) for h in range(25)]
-    # A day of 23 or 25 hours (daylight saving) still shows 24 local clock hours; the last absorbs the rest.
-    hours[-1] = end
-    channels: dict[str, list[int]] = {}
-    out.by_hour = [0] * 24
-    hour = _bucket(Payment.paid_at, hours).label("hour")
-    for channel, at, count, cents in db.session.execute(
-        sa.select(Payment.channel, hour, sa.func.count(), sa.func.sum(Payment.amount_cents))
-        .where(paid)
-        .group_by(Payment.channel, "hour")
-    ):
-        totals = channels.setdefault(channel, [0, 0])
-        totals[0] += count
-        totals[1] += int(cents or 0)
-        out.by_hour[int(at)] += count
-    out.by_channel = [(channel, count, cents) for channel, (count, cents) in sorted(channels.items())]
+    counted = days_figures([day])[day]
+    out.counted = counted
+    out.by_channel = [(channel, count, cents) for channel, (count, cents) in sorted(counted.by_channel.items())]
+    out.by_hour = list(counted.by_hour)
     out.declines = [
         (reason or "unknown", count)
         for reason, count in db.session.execute(
@@ -252,8 +312,6 @@ def today_figures(day: date) -> Today:
         if status in RECEIPT_GROUPS:
             receipts[RECEIPT_GROUPS[status]] += count
     out.receipts = receipts
-    counted = days_figures([day])[day]
-    out.counted = counted
     out.funnel = [("calls", counted.calls), *((stage, counted.stages[stage]) for stage in FUNNEL)]
     out.contained = counted.contained
     out.hang_ups = sorted(counted.hang_ups.items(), key=lambda item: (-item[1], item[0]))

@@ -56,9 +56,9 @@ class OutboxMessage(OutboxRow, db.Model):
     __table_args__ = (
         # The engine's claim reads queued rows in next_attempt_at order.
         sa.Index("ix_outbox_due", "status", "next_attempt_at"),
-        # /ops: Today counts a day's receipts by status; Messages lists the newest of a status (failed
-        # ones are few: without it, the newest 200 were looked for among every message).
-        sa.Index("ix_outbox_messages_kind_created_at", "kind", "created_at"),
+        # /ops: Today counts a day's receipts by status (from the index alone); Messages lists the
+        # newest of a status (failed ones are few: without it, they were looked for among every message).
+        sa.Index("ix_outbox_messages_kind_created_at_status", "kind", "created_at", "status"),
         sa.Index("ix_outbox_messages_status_id", "status", "id"),
     )
 

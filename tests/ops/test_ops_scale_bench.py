@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["Today, busiest day (", "Today, busiest day, as it happens", "Today, busiest day, first view",
+PAGES = ["Today, busiest day (", "Today, busiest day, seen at 11:30 PM that day", "Today, busiest day, first view at 11:30 PM",
+         "Today, busiest day, first view of its month",
          "Today, ordinary day (", "payments: the busiest day", "payments: a week", "payments: a confirmation number",
          "payments: account's last four, 2 years", "payments: callback + refunded, a month",
          "payments: declined, the busiest day", "payments: all, 2 years", "payments: disputed, 2 years",
