@@ -1,4 +1,4 @@
-"""Stripe's PaymentIntents and Twilio's Messages on loopback, for bench/cluster.py: what was charged and texted, counted where it arrives.
+"""Stripe's PaymentIntents and Twilio's Messages on loopback for bench/cluster.py: charges and texts counted where they arrive.
 
     .venv/bin/python bench/stand_ins.py --port 5800 [--stripe-latency 0.2,0.6]
 

@@ -92,7 +92,11 @@ def _ivr_command_lines() -> list[tuple[str, list[str]]]:
     return found
 
 
-@pytest.mark.parametrize("where, words", _ivr_command_lines(), ids=lambda value: " ".join(value) if isinstance(value, list) else value)
+def _shown(value) -> str:
+    return " ".join(value) if isinstance(value, list) else value
+
+
+@pytest.mark.parametrize("where, words", _ivr_command_lines(), ids=_shown)
 def test_every_ivr_command_the_units_run_exists_with_its_options(where, words):
     command: click.Command = main
     ctx = click.Context(main)
