@@ -398,7 +398,7 @@ def main() -> None:
         chaos = threading.Thread(target=kill_and_restart, daemon=True)
         chaos.start()
         calls = load.run(args.rate, args.seconds)
-        chaos.join(timeout=max(0.0, started + restart_at - time.monotonic()) + 60)
+        chaos.join(timeout=max(0.0, started + restart_at - time.monotonic()) + 120)  # a slow restart included
         load.wait(120)
         wait_for_receipts(url, 60)
         stop_sampling.set()
