@@ -1,13 +1,18 @@
 """Named decisions and spoken summaries used by the flow table. Pure: they only read ``CallContext``."""
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .steps import AccountView, CallContext, Day, Decision, Digits, Money, Prompt
 
 MAX_LISTED_ACCOUNTS = 8  # keys 1-8; 9 is "enter another account number"
 PAY_ATTEMPT_LIMIT = 3  # cards a caller may try in one call
 IDENTIFY_ATTEMPT_LIMIT = 3
-_AMOUNT = re.compile(r"^(\d{1,7})(?:\*(\d{1,2}))?$")
+HISTORY_LENGTH = 3  # past payments said when the caller asks for them
+# [0-9], not \d: only a keypad's ASCII digits are keys (\d and isdigit() take any script's digits).
+_AMOUNT = re.compile(r"([0-9]{1,7})(?:\*([0-9]{1,2}))?")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 # --- language and identification -------------------------------------------------------------
@@ -20,8 +25,13 @@ def choose_language(digits: str, ctx: CallContext) -> Decision:
 
 
 def route_by_caller_id(_: str, ctx: CallContext) -> Decision:
-    """Offer the account on file for this caller ID, list several, or ask for the number."""
-    accounts = ctx.caller_accounts()
+    """Offer the account on file for this caller ID, list several, or ask for the number.
+
+    Accounts already paid on this call are left out: a caller paying another one is not offered
+    the one they just paid.
+    """
+    paid = set(ctx.data.get("paid_accounts") or ())
+    accounts = [a for a in ctx.caller_accounts() if a.account_number not in paid]
     if len(accounts) == 1:
         return Decision("one", {"candidate": accounts[0].account_number})
     if len(accounts) > 1:
@@ -35,21 +45,21 @@ def pick_listed_account(digits: str, ctx: CallContext) -> Decision:
     choices = list(ctx.data.get("choices", []))
     if digits == "9":
         return Decision("other")
-    if digits.isdigit() and 1 <= int(digits) <= len(choices):
+    if _DIGITS.fullmatch(digits) and 1 <= int(digits) <= len(choices):
         return Decision("picked", {"candidate": choices[int(digits) - 1]})
     return Decision("invalid")
 
 
 def take_account_number(digits: str, ctx: CallContext) -> Decision:
     """Keep whatever number was keyed; whether it exists is only revealed together with the last four."""
-    if not digits.isdigit() or not 4 <= len(digits) <= 20:
+    if not _DIGITS.fullmatch(digits) or not 4 <= len(digits) <= 20:
         return Decision("invalid", say=(Prompt("account_number_invalid"),))
     return Decision("taken", {"candidate": digits})
 
 
 def verify_caller(digits: str, ctx: CallContext) -> Decision:
     """Check account + last four; unknown, wrong and locked all get the same words."""
-    if not (len(digits) == 4 and digits.isdigit()):
+    if not (len(digits) == 4 and _DIGITS.fullmatch(digits)):
         return Decision("invalid", say=(Prompt("enter_four_digits"),))
     if ctx.verify(str(ctx.data.get("candidate", "")), digits):
         return Decision("verified", {"identified": True, "id_failures": 0})
@@ -95,7 +105,7 @@ def max_payment(ctx: CallContext) -> int:
 
 
 def pay_full_balance(digits: str, ctx: CallContext) -> Decision:
-    """"1" pays the whole balance, "2" asks for another amount."""
+    """"1" pays the whole balance, "2" asks for another amount (the reminder callback's menu)."""
     account = ctx.account()
     if digits == "1" and account is not None:
         return Decision("full", {"amount_cents": account.balance_cents})
@@ -106,7 +116,7 @@ def pay_full_balance(digits: str, ctx: CallContext) -> Decision:
 
 def parse_amount(digits: str, ctx: CallContext) -> Decision:
     """Dollars keyed with ``*`` as the decimal point: "50*25" is $50.25; checked against the limits."""
-    match = _AMOUNT.match(digits)
+    match = _AMOUNT.fullmatch(digits)
     if not match:
         return Decision("invalid", say=(Prompt("amount_malformed"),))
     cents = int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
@@ -117,6 +127,125 @@ def parse_amount(digits: str, ctx: CallContext) -> Decision:
             say=(Prompt("amount_out_of_range", {"minimum": Money(low), "maximum": Money(high)}),),
         )
     return Decision("ok", {"amount_cents": cents})
+
+
+# --- the summary menu ------------------------------------------------------------------------
+# Declared once, in the order it is said. Full balance first; the past-due amount beside it when
+# there is one to offer; 3 always hears the last payments; "a different amount" takes the key
+# left over (2, or 4 when 2 is the past-due amount). Each option names its outcome label (the
+# table's SUMMARY row routes it), its key, its words and when it is offered.
+
+
+def offers_past_due(ctx: CallContext) -> bool:
+    """A past-due amount worth its own option: part of the balance, and within the payment limits."""
+    account = ctx.account()
+    if account is None or not 0 < account.past_due_cents < account.balance_cents:
+        return False
+    return ctx.min_payment_cents <= account.past_due_cents <= max_payment(ctx)
+
+
+def _always(ctx: CallContext) -> bool:
+    return True
+
+
+def _without_past_due(ctx: CallContext) -> bool:
+    return not offers_past_due(ctx)
+
+
+@dataclass(frozen=True)
+class MenuOption:
+    """One option of a spoken menu: its outcome label, its key, its prompt, and when it is offered."""
+
+    label: str
+    key: str
+    prompt: str
+    offered: Callable[[CallContext], bool] = _always
+
+
+SUMMARY_MENU: tuple[MenuOption, ...] = (
+    MenuOption("full", "1", "menu_full_balance"),
+    MenuOption("past_due", "2", "menu_past_due", offered=offers_past_due),
+    MenuOption("other", "2", "menu_other_amount", offered=_without_past_due),
+    MenuOption("history", "3", "menu_history"),
+    MenuOption("other", "4", "menu_other_amount", offered=offers_past_due),
+)
+
+
+def summary_menu(ctx: CallContext) -> list[MenuOption]:
+    """The summary menu's options this caller is offered, in the order they are said."""
+    return [option for option in SUMMARY_MENU if option.offered(ctx)]
+
+
+def _menu_amount(label: str, account: AccountView) -> int | None:
+    """The amount an option pays, when it pays a set amount."""
+    return {"full": account.balance_cents, "past_due": account.past_due_cents}.get(label)
+
+
+def choose_from_summary(digits: str, ctx: CallContext) -> Decision:
+    """The option whose key was pressed; one that pays a set amount keeps it for the card step."""
+    account = ctx.account()
+    assert account is not None, "SUMMARY is only reached once identified"
+    for option in summary_menu(ctx):
+        if option.key == digits:
+            amount = _menu_amount(option.label, account)
+            return Decision(option.label, {} if amount is None else {"amount_cents": amount})
+    return Decision("invalid")
+
+
+# --- payment history -------------------------------------------------------------------------
+
+# How each channel's payment is said; a channel without words of its own is "by card".
+_PAID_BY = {"ivr": "paid_by_phone", "agent": "paid_with_agent", "callback": "paid_on_our_call"}
+
+
+def payment_history(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The account's last payments, newest first: local day, amount and how; then the way back."""
+    paid = ctx.recent_payments(HISTORY_LENGTH)
+    if not paid:
+        said = [Prompt("history_none")]
+    elif len(paid) == 1:
+        said = [Prompt("history_intro_one")]
+    else:
+        said = [Prompt("history_intro", {"count": len(paid)})]
+    for payment in paid:
+        params = {"amount": Money(payment.amount_cents), "day": Day(payment.day)}
+        said.append(Prompt(_PAID_BY.get(payment.channel, "paid_other"), params))
+    said.append(Prompt("history_options"))
+    return tuple(said)
+
+
+# --- convenience fee -------------------------------------------------------------------------
+
+def fee_or_card(_: str, ctx: CallContext) -> Decision:
+    """Before card entry: offer the co-op's convenience fee when it charges one, else go straight on.
+
+    Either way nothing is accepted yet (``fee_cents`` 0): only the caller's key accepts a fee, and
+    it accepts the fee it was offered (``fee_offered_cents``), should the setting change meanwhile.
+    """
+    fee = ctx.convenience_fee_cents
+    if fee > 0:
+        return Decision("fee", {"fee_cents": 0, "fee_offered_cents": fee})
+    return Decision("no_fee", {"fee_cents": 0})
+
+
+def fee_offer(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The fee, what goes to the bill and the total the card will be charged; then the choices."""
+    amount, fee = int(ctx.data.get("amount_cents", 0)), int(ctx.data.get("fee_offered_cents", 0))
+    return (
+        Prompt("fee_offer", {"fee": Money(fee), "amount": Money(amount), "total": Money(amount + fee)}),
+        Prompt("fee_options"),
+    )
+
+
+def accept_fee(digits: str, ctx: CallContext) -> Decision:
+    """"1" accepts the fee said and goes on to the card; "2" goes back to the menu; "9" ends the call."""
+    if digits == "1":
+        return Decision("accepted", {"fee_cents": int(ctx.data.get("fee_offered_cents", 0))})
+    if digits == "2":
+        return Decision("back")
+    if digits == "9":
+        return Decision("end")
+    return Decision("invalid")
 
 
 # --- card ------------------------------------------------------------------------------------
@@ -135,6 +264,53 @@ def retry_card(digits: str, ctx: CallContext) -> Decision:
 def back_out_of_card(_: str, ctx: CallContext) -> Decision:
     """"*" during card entry: transferred callers hear the agent's amount again, others the menu."""
     return Decision("transfer" if ctx.data.get("transfer_id") else "menu")
+
+
+# --- after a payment -------------------------------------------------------------------------
+
+def offers_another_account(ctx: CallContext) -> bool:
+    """Another account may be paid on the same call, unless an agent sent the caller here."""
+    return not ctx.data.get("transfer_id")
+
+
+def after_approval(digits: str, ctx: CallContext) -> Decision:
+    """"1" hears the confirmation number again; "2" pays another account (when offered)."""
+    if digits == "1":
+        return Decision("again")
+    if digits == "2" and offers_another_account(ctx):
+        return Decision("another")
+    return Decision("invalid")
+
+
+def start_another_account(_: str, ctx: CallContext) -> Decision:
+    """Forget the account just paid and identify the next one from the start.
+
+    ``identified`` False tells the web layer to drop the call's account, so the next one needs its
+    own account number and last four (the lockout counts as for any identification). The card
+    attempts start again: they are counted per account paid.
+    """
+    paid = list(ctx.data.get("paid_accounts") or [])
+    account = ctx.account()
+    if account is not None and account.account_number not in paid:
+        paid.append(account.account_number)
+    return Decision(
+        "identify",
+        {
+            "identified": False,
+            "paid_accounts": paid,
+            "candidate": None,
+            "choices": [],
+            "id_failures": 0,
+            "amount_cents": 0,
+            "fee_cents": 0,
+            "pay_attempts": 0,
+            "decline_code": None,
+            "paid_cents": 0,
+            "paid_fee_cents": 0,
+            "confirmation_number": None,
+            "payment_id": None,
+        },
+    )
 
 
 # --- what is said ----------------------------------------------------------------------------
@@ -160,10 +336,17 @@ def list_accounts(ctx: CallContext) -> tuple[Prompt, ...]:
 
 
 def account_summary(ctx: CallContext) -> tuple[Prompt, ...]:
-    """Balance, due date and any past-due amount, in words; then the payment menu."""
+    """Balance, due date and any past-due amount, in words; then the summary menu."""
     account = ctx.account()
     assert account is not None
-    return _balance(account) + (Prompt("pay_menu"),)
+    options = []
+    for option in summary_menu(ctx):
+        params: dict[str, object] = {"choice": Digits(option.key)}
+        amount = _menu_amount(option.label, account)
+        if amount is not None:
+            params["amount"] = Money(amount)
+        options.append(Prompt(option.prompt, params))
+    return _balance(account) + tuple(options) + (Prompt("menu_repeat"),)
 
 
 def nothing_due(ctx: CallContext) -> tuple[Prompt, ...]:
@@ -201,8 +384,11 @@ def confirm_amount(ctx: CallContext) -> tuple[Prompt, ...]:
 
 
 def card_intro(ctx: CallContext) -> tuple[Prompt, ...]:
-    """Say what is being paid before the card prompts start."""
-    return (Prompt("card_intro", {"amount": Money(int(ctx.data.get("amount_cents", 0)))}),)
+    """Say what is being paid (with an accepted fee and the total) before the card prompts start."""
+    amount, fee = int(ctx.data.get("amount_cents", 0)), int(ctx.data.get("fee_cents") or 0)
+    if fee:
+        return (Prompt("card_intro_fee", {"amount": Money(amount), "fee": Money(fee), "total": Money(amount + fee)}),)
+    return (Prompt("card_intro", {"amount": Money(amount)}),)
 
 
 def card_declined(ctx: CallContext) -> tuple[Prompt, ...]:
@@ -236,18 +422,19 @@ def card_options(ctx: CallContext) -> tuple[Prompt, ...]:
 
 
 def payment_approved(ctx: CallContext) -> tuple[Prompt, ...]:
-    """The approval, the confirmation number digit by digit, and how to hear it again."""
-    return (
-        Prompt(
-            "payment_approved",
-            {
-                "amount": Money(int(ctx.data.get("paid_cents", 0))),
-                "confirmation": Digits(str(ctx.data.get("confirmation_number", ""))),
-            },
-        ),
-        Prompt("receipt_coming"),
-        Prompt("hear_again"),
-    )
+    """The approval (with its fee), the confirmation number digit by digit, and what comes next."""
+    params: dict[str, object] = {
+        "amount": Money(int(ctx.data.get("paid_cents", 0))),
+        "confirmation": Digits(str(ctx.data.get("confirmation_number", ""))),
+    }
+    fee = int(ctx.data.get("paid_fee_cents") or 0)
+    if fee:
+        params["fee"] = Money(fee)
+    said = [Prompt("payment_approved_fee" if fee else "payment_approved", params), Prompt("receipt_coming"),
+            Prompt("hear_again")]
+    if offers_another_account(ctx):
+        said.append(Prompt("another_account_option"))
+    return tuple(said)
 
 
 def transfer_confirm(ctx: CallContext) -> tuple[Prompt, ...]:

@@ -12,12 +12,16 @@ from .steps import (
     Decision,
     Entry,
     Keys,
+    PaidView,
     Pay,
     Prompt,
     State,
     Step,
 )
 from .table import ENTRY_POINTS, FLOW
+
+KEYPAD_KEYS = frozenset("0123456789*#")
+_NOT_A_KEY = "not a key"  # a label no step's ``on`` can hold (labels are words without spaces)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class _Overlay:
         self.agent_available = ctx.agent_available
         self.min_payment_cents = ctx.min_payment_cents
         self.max_payment_cents = ctx.max_payment_cents
+        self.convenience_fee_cents = ctx.convenience_fee_cents
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -81,6 +86,9 @@ class _Overlay:
 
     def verify(self, account_number: str, last4: str) -> bool:
         return self._ctx.verify(account_number, last4)
+
+    def recent_payments(self, limit: int) -> list[PaidView]:
+        return self._ctx.recent_payments(limit)
 
 
 def _says(step: Step, ctx: CallContext) -> tuple[Prompt, ...]:
@@ -138,12 +146,16 @@ def advance(state: State, event: Event, ctx: CallContext) -> Turn:
     if not isinstance(step.expect, Keys):  # keys where none were asked for: say the step again
         return repeat(state, ctx)
     digits = event.digits
-    if digits == "*" and step.repeatable:
+    if not KEYPAD_KEYS.issuperset(digits):
+        # Only a keypad's ASCII 0-9 * # are keys. Anything else (Arabic or full-width digits, say)
+        # is a wrong key, explained as one; no decision ever sees it, so no identification is tried.
+        decision = Decision(_NOT_A_KEY)
+    elif digits == "*" and step.repeatable:
         return repeat(state, ctx)
-    if digits == "0" and step.allow_agent and ctx.agent_available:
+    elif digits == "0" and step.allow_agent and ctx.agent_available:
         return _enter(State.AGENT, ctx, _reset_counters(), ())
-
-    decision = step.decide(digits, ctx) if step.decide else Decision(digits)
+    else:
+        decision = step.decide(digits, ctx) if step.decide else Decision(digits)
     if decision.label in step.on:
         updates = {**_reset_counters(), **decision.updates}
         return _enter(step.on[decision.label], ctx, updates, decision.say)

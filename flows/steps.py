@@ -17,14 +17,18 @@ class State(StrEnum):
     ENTER_LAST4 = "ENTER_LAST4"
     ACCOUNT_CHECK = "ACCOUNT_CHECK"
     SUMMARY = "SUMMARY"
+    HISTORY = "HISTORY"
     ENTER_AMOUNT = "ENTER_AMOUNT"
     CONFIRM_AMOUNT = "CONFIRM_AMOUNT"
+    FEE_CHECK = "FEE_CHECK"
+    FEE_CONFIRM = "FEE_CONFIRM"
     CARD_ENTRY = "CARD_ENTRY"
     CARD_DECLINED = "CARD_DECLINED"
     CARD_UNREADABLE = "CARD_UNREADABLE"
     PROCESSOR_DOWN = "PROCESSOR_DOWN"
     CARD_BACK_OUT = "CARD_BACK_OUT"
     CONFIRMATION = "CONFIRMATION"
+    ANOTHER_ACCOUNT = "ANOTHER_ACCOUNT"
     AFTER_PAYMENT = "AFTER_PAYMENT"
     NOTHING_DUE = "NOTHING_DUE"
     OFFICE_ONLY = "OFFICE_ONLY"
@@ -112,13 +116,23 @@ class AccountView:
         return self.account_number[-4:]
 
 
+@dataclass(frozen=True)
+class PaidView:
+    """One past payment of the account as the caller hears it: the member's local day, amount, channel."""
+
+    day: Any  # datetime.date, in the member's time zone
+    amount_cents: int  # what went to the bill (a convenience fee is not part of it)
+    channel: str  # ivr | agent | callback | ...
+
+
 class CallContext(Protocol):
-    """What the flow may ask about the call; ``ivr.calls`` implements it over the database."""
+    """What the flow may ask about the call; ``ivr.voice.context`` implements it over the database."""
 
     data: Mapping[str, Any]
     agent_available: bool
     min_payment_cents: int
     max_payment_cents: int | None
+    convenience_fee_cents: int  # 0: the co-op charges no fee and none is mentioned
 
     def caller_accounts(self) -> list[AccountView]:
         """Payable accounts whose phone on file is the caller ID (empty when withheld or odd)."""
@@ -130,6 +144,10 @@ class CallContext(Protocol):
 
     def verify(self, account_number: str, last4: str) -> bool:
         """Check the pair, record a failure, honour the lockout; False says nothing about which part."""
+        ...
+
+    def recent_payments(self, limit: int) -> list[PaidView]:
+        """The identified account's last ``limit`` succeeded payments, newest first."""
         ...
 
 

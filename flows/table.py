@@ -76,8 +76,19 @@ FLOW: Final[Mapping[State, Step]] = {
     State.SUMMARY: Step(
         say=d.account_summary,
         expect=Keys(num_digits=1),
-        decide=d.pay_full_balance,
-        on={"full": State.CARD_ENTRY, "other": State.ENTER_AMOUNT},
+        decide=d.choose_from_summary,  # the options and their keys: d.SUMMARY_MENU
+        on={
+            "full": State.FEE_CHECK,
+            "past_due": State.FEE_CHECK,
+            "other": State.ENTER_AMOUNT,
+            "history": State.HISTORY,
+        },
+    ),
+    State.HISTORY: Step(
+        say=d.payment_history,
+        expect=Keys(num_digits=1),
+        on={"1": State.SUMMARY},
+        on_silence=State.SUMMARY,  # heard them: back to the menu
     ),
     State.ENTER_AMOUNT: Step(
         say=d.enter_amount,
@@ -88,7 +99,18 @@ FLOW: Final[Mapping[State, Step]] = {
     State.CONFIRM_AMOUNT: Step(
         say=d.confirm_amount,
         expect=Keys(num_digits=1),
-        on={"1": State.CARD_ENTRY, "2": State.ENTER_AMOUNT},
+        on={"1": State.FEE_CHECK, "2": State.ENTER_AMOUNT},
+    ),
+    # --- convenience fee (CONVENIENCE_FEE_CENTS; off by default, then nothing is said) ---
+    State.FEE_CHECK: Step(
+        route=d.fee_or_card,
+        on={"fee": State.FEE_CONFIRM, "no_fee": State.CARD_ENTRY},
+    ),
+    State.FEE_CONFIRM: Step(
+        say=d.fee_offer,
+        expect=Keys(num_digits=1),
+        decide=d.accept_fee,
+        on={"accepted": State.CARD_ENTRY, "back": State.SUMMARY, "end": State.GOODBYE},
     ),
     # --- card ---
     State.CARD_ENTRY: Step(
@@ -128,9 +150,14 @@ FLOW: Final[Mapping[State, Step]] = {
     State.CONFIRMATION: Step(
         say=d.payment_approved,
         expect=Keys(num_digits=1, timeout=5),
-        on={"1": State.CONFIRMATION},
+        decide=d.after_approval,
+        on={"again": State.CONFIRMATION, "another": State.ANOTHER_ACCOUNT},
         on_silence=State.AFTER_PAYMENT,
         allow_agent=False,
+    ),
+    State.ANOTHER_ACCOUNT: Step(
+        route=d.start_another_account,  # identified from the start: no factor carries over
+        on={"identify": State.IDENTIFY},
     ),
     State.AFTER_PAYMENT: Step(
         route=d.back_to_agent_or_goodbye,  # transferred callers go back to the agent, paid or not
@@ -152,7 +179,7 @@ FLOW: Final[Mapping[State, Step]] = {
         say=d.callback_welcome,
         expect=Keys(num_digits=1),
         decide=d.callback_menu,
-        on={"full": State.CARD_ENTRY, "other": State.ENTER_AMOUNT},
+        on={"full": State.FEE_CHECK, "other": State.ENTER_AMOUNT},
     ),
     # --- endings ---
     State.NOTHING_DUE: Step(say=d.nothing_due, final=True),

@@ -8,6 +8,7 @@ import click
 from flask import Flask
 
 from .config import load_config
+from .edge import request_size
 from .extensions import (
     CALL_ROWS_BIND,
     POOL_RECYCLE_SECONDS,
@@ -42,6 +43,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         # Only the client address: signatures are checked against PUBLIC_BASE_URL, never the Host.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))  # type: ignore[method-assign]
 
+    request_size.init_app(app)
     db.init_app(app)
     call_rows.init_app(app)
     _init_csrf(app)

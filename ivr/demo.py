@@ -43,7 +43,8 @@ def _print_accounts(csv_text: str) -> None:
 
 
 @click.command()
-@click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), show_default="$PORT or 5000", type=int)
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), show_default="$PORT or 5000", type=int,
+              help="port of the demo's web server")
 @click.option("--workers", default=2, show_default=True, type=int, help="web server processes")
 def demo_command(port: int, workers: int) -> None:
     """Create the embedded database, load demo accounts, run the web server and worker."""
@@ -63,13 +64,14 @@ def demo_command(port: int, workers: int) -> None:
     from .billing.accounts_csv import import_accounts
     from .extensions import db
     from .migrate import upgrade
+    from .terminal.database import database_label
 
     upgrade(env["DATABASE_URL"])
     csv_text = demo_accounts_csv(date.today())
     app = create_app()
     with app.app_context():
         report = import_accounts(db.session, io.StringIO(csv_text))
-    click.echo(f"Database ready at {env['DATABASE_URL']} ({report})")
+    click.echo(f"Database ready: {database_label(env['DATABASE_URL'])}. {report.summary()}.")
 
     ivr = [sys.executable, "-m", "ivr.cli"]
     children = [

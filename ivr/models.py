@@ -4,6 +4,7 @@ Money is integer cents; every timestamp is stored in UTC. The SMS outbox lives w
 ``outbox/models.py``.
 """
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,6 +17,22 @@ from .extensions import db
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+_ROW_ID = re.compile(r"[1-9][0-9]{0,17}")  # ASCII digits only, and below 2**63 (SQLite's INTEGER)
+
+
+def row_id(text: object) -> int | None:
+    """A row id written in a URL, a form or a Stripe object's metadata, or None when it is none.
+
+    ``int()`` would take "-1", " 7", "²" (a ValueError) or "٣" (any script's digits), and a number
+    past 64 bits, which SQLite refuses with ``OverflowError``: a request must never get that far.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str) or not _ROW_ID.fullmatch(text):
+        return None
+    return int(text)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -65,12 +82,16 @@ class Account(db.Model):
 
 
 class VerificationFailure(db.Model):
-    """One failed identification against an existing account (drives the lockout)."""
+    """One failed identification (an existing account's drive the lockout).
+
+    ``account_id`` is None when the number keyed is no account: that failure is written too, so it
+    costs what a wrong last four costs and the answer's timing cannot tell the two apart.
+    """
 
     __tablename__ = "verification_failures"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
     call_sid: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
@@ -127,10 +148,12 @@ class Payment(db.Model):
     call_sid: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     channel: Mapped[str] = mapped_column(sa.String(16), default="ivr")
     language: Mapped[str] = mapped_column(sa.String(2), default="en")
-    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    amount_cents: Mapped[int] = mapped_column(sa.BigInteger)  # what goes to the bill
+    # The convenience fee the caller accepted, charged with the amount in the same PaymentIntent.
+    fee_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
     # pending -> succeeded | declined | error ; succeeded -> refunded | disputed
-    status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     decline_code: Mapped[str | None] = mapped_column(sa.String(64))
     stripe_payment_intent: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     card_brand: Mapped[str | None] = mapped_column(sa.String(20))
@@ -144,6 +167,15 @@ class Payment(db.Model):
     refunded_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
     account: Mapped[Account] = relationship(back_populates="payments")
+
+    @property
+    def charged_cents(self) -> int:
+        """What the card was charged: the amount and the convenience fee."""
+        return self.amount_cents + (self.fee_cents or 0)
+
+    # /ops: a status over any span of days, newest first (disputes this year, a day's declines) reads
+    # only those rows, in order; anything that looked payments up by status alone still can.
+    __table_args__ = (sa.Index("ix_payments_status_created_at", "status", "created_at"),)
 
 
 class ProcessedEvent(db.Model):

@@ -1,6 +1,7 @@
 """The payment boundary: a gateway Protocol, Stripe's implementation and an offline sandbox."""
 
 from .gateway import (
+    ChargeInProgress,
     ChargeResult,
     GatewayEvent,
     InvalidWebhook,
@@ -11,6 +12,7 @@ from .gateway import (
 )
 
 __all__ = [
+    "ChargeInProgress",
     "ChargeResult",
     "GatewayEvent",
     "InvalidWebhook",

@@ -18,6 +18,13 @@ class PaymentUnavailable(PaymentError):
     """The processor could not be reached or answered with a server error; nothing is known charged."""
 
 
+class ChargeInProgress(PaymentUnavailable):
+    """Stripe is still running an earlier request with this idempotency key (another delivery's).
+
+    Nothing is known charged yet; asked again a moment later, Stripe answers with that request's result.
+    """
+
+
 class InvalidWebhook(PaymentError):
     """A webhook whose signature is missing, stale or wrong, or whose payload is not an event."""
 
@@ -111,9 +118,12 @@ class PaymentGateway(Protocol):
     ) -> ChargeResult:
         """Create and confirm one PaymentIntent for ``token`` (``pm_…`` or ``tok_…``).
 
+        The same ``idempotency_key`` again returns the first request's result (or charges, if that
+        request never reached the processor): asking again is how to learn what became of an attempt.
         ``off_session``: a saved card charged without the member entering it (its ``customer``
         is required); a bank that wants authentication declines with ``authentication_required``.
 
+        :raises ChargeInProgress: an earlier request with this key is still running at the processor.
         :raises PaymentUnavailable: network failure, 5xx, rate limit or auth failure.
         """
         ...

@@ -11,7 +11,15 @@ from typing import Any
 import stripe
 from stripe.params import PaymentIntentCreateParams
 
-from .gateway import ChargeResult, GatewayEvent, InvalidWebhook, PaymentUnavailable, RefundResult, from_unix
+from .gateway import (
+    ChargeInProgress,
+    ChargeResult,
+    GatewayEvent,
+    InvalidWebhook,
+    PaymentUnavailable,
+    RefundResult,
+    from_unix,
+)
 
 logger = logging.getLogger(__name__)
 # The SDK logs request and response bodies at INFO/DEBUG: card tokens, metadata with account numbers.
@@ -70,6 +78,7 @@ class StripeGateway:
 
         ``off_session`` charges a saved card of ``customer`` without the member present.
 
+        :raises ChargeInProgress: Stripe is still running an earlier request with this key.
         :raises PaymentUnavailable: network failure, 5xx, rate limit, auth or idempotency failure.
         """
         if off_session and not customer:
@@ -82,11 +91,16 @@ class StripeGateway:
                 ),
                 options={"idempotency_key": idempotency_key},
             )
-        except stripe.CardError as error:
-            return _declined_by_card_error(error)
-        except stripe.InvalidRequestError as error:
-            return _declined_by_invalid_request(error)
         except stripe.StripeError as error:
+            if _code_of(error) == "idempotency_key_in_use":
+                # Another delivery's request with this key is still running at Stripe (a 409,
+                # which the SDK has retried already): its result will be this attempt's result.
+                logger.info("stripe: attempt still in progress (request %s)", error.request_id)
+                raise ChargeInProgress("Stripe is still running this attempt's first request") from error
+            if isinstance(error, stripe.CardError):
+                return _declined_by_card_error(error)
+            if isinstance(error, stripe.InvalidRequestError):
+                return _declined_by_invalid_request(error)
             # APIConnectionError, APIError (5xx), RateLimitError, AuthenticationError,
             # PermissionError, IdempotencyError, …: nothing about the card, so the caller
             # hears "try later", not "declined".
@@ -236,6 +250,11 @@ def _verified(
     ):
         raise InvalidWebhook("payload is not a Stripe event")
     return GatewayEvent(id=event_id, type=event_type, object=obj, created_at=from_unix(values.get("created")))
+
+
+def _code_of(error: stripe.StripeError) -> str | None:
+    """Stripe's error ``code``, wherever the SDK put it (only some error classes copy it to ``code``)."""
+    return error.code or (error.error.code if error.error is not None else None)
 
 
 def _log_unavailable(error: stripe.StripeError) -> None:

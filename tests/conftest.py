@@ -36,6 +36,7 @@ def _clean_environment(monkeypatch):
             "ORG_TIMEZONE",
             "SECRET_KEY",
             "METRICS_TOKEN",
+            "CONVENIENCE_FEE_CENTS",
         }:
             monkeypatch.delenv(name, raising=False)
 

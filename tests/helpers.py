@@ -126,6 +126,11 @@ class StripeFake:
     ``now`` is Stripe's clock (a Refund's ``created``); ``before_refund_answer(refund)`` runs after a
     refund exists and before its answer leaves, as a webhook may arrive first; ``drop_next`` loses
     the next N refund requests on the way (a network failure: Stripe never sees them).
+    ``in_use[key] = N`` answers the next N PaymentIntent requests with that idempotency key as Stripe
+    does while an earlier request with the key is still running (409 ``idempotency_key_in_use``,
+    nothing saved); ``in_use_always`` answers every one so. A request arriving while another with
+    its key is being answered gets that same 409, as at Stripe; ``hold`` (a ``threading.Event``)
+    keeps the next PaymentIntent request waiting at "Stripe" until it is set.
     """
 
     def __init__(self, rsps, base="https://api.stripe.com"):
@@ -138,14 +143,39 @@ class StripeFake:
         self.now = lambda: int(time.time())
         self.before_refund_answer = None
         self.drop_next = 0
+        self.in_use = {}
+        self.in_use_always = False
+        self.in_flight = set()
+        self.hold = None
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_intents$"), self._create_intent)
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_methods$"), self._create_pm)
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/refunds$"), self._create_refund)
         rsps.add_callback("GET", re.compile(re.escape(base) + r"/v1/refunds(\?.*)?$"), self._list_refunds)
 
     def _create_intent(self, request):
-        self.requests.append(request)
         key = request.headers.get("Idempotency-Key")
+        if key in self.in_flight:
+            self.requests.append(request)
+            return _stripe_error(409, {"type": "idempotency_error", "code": "idempotency_key_in_use",
+                                       "message": "There is currently another in-progress request using this "
+                                                  "Idempotent Key. Please try again later."})
+        self.in_flight.add(key)
+        try:
+            hold, self.hold = self.hold, None
+            if hold is not None:
+                assert hold.wait(20), "the test never let Stripe answer"
+            return self._answer_intent(request, key)
+        finally:
+            self.in_flight.discard(key)
+
+    def _answer_intent(self, request, key):
+        self.requests.append(request)
+        if self.in_use_always or self.in_use.get(key):
+            if not self.in_use_always:
+                self.in_use[key] -= 1
+            return _stripe_error(409, {"type": "idempotency_error", "code": "idempotency_key_in_use",
+                                       "message": "There is currently another in-progress request using this "
+                                                  "Idempotent Key. Please try again later."})
         if key in self.saved:
             return self.saved[key]
         if self.fail_next:

@@ -275,7 +275,7 @@ def capture(agent: Agent, assisted_id: str, field: str) -> AssistedPayment:
             "field must be one of " + ", ".join(FIELDS),
             errors={"field": "unknown"},
         )
-    row = _for_action(assisted_id)
+    row = _for_action(agent, assisted_id, "capture")
     if row.status not in statuses.ASSISTED_CAPTURABLE:
         raise Problem(
             409,
@@ -320,7 +320,7 @@ def capture(agent: Agent, assisted_id: str, field: str) -> AssistedPayment:
 
 def complete(agent: Agent, assisted_id: str) -> AssistedPayment:
     """Hand the captured card to the connector; the token comes back in a status callback."""
-    row = _for_action(assisted_id)
+    row = _for_action(agent, assisted_id, "complete")
     if row.status not in statuses.ASSISTED_CAPTURABLE:
         raise Problem(409, "not_capturing", f"This payment is {row.status}.")
     missing = needed(row)
@@ -347,7 +347,7 @@ def complete(agent: Agent, assisted_id: str) -> AssistedPayment:
 
 def cancel(agent: Agent, assisted_id: str) -> AssistedPayment:
     """End the session without charging; a new one can be started."""
-    row = _for_action(assisted_id)
+    row = _for_action(agent, assisted_id, "cancel")
     if row.status not in statuses.ASSISTED_CANCELLABLE:
         raise Problem(409, "not_cancellable", f"This payment is {row.status}.")
     if row.payment_sid:
@@ -368,10 +368,26 @@ def cancel(agent: Agent, assisted_id: str) -> AssistedPayment:
     return row
 
 
-def _for_action(assisted_id: str) -> AssistedPayment:
+def _for_action(agent: Agent, assisted_id: str, action: str) -> AssistedPayment:
+    """The session's row, locked, if ``agent`` may act on it (docs/agents.md, "Who may act").
+
+    The agent who started a session drives it; a supervisor or admin may take it over (a colleague
+    went on break mid-call). Any other agent reads it but cannot change it: 403, audited.
+    """
     row = lock(assisted_id)
     if row is None:
         raise Problem(404, "unknown_payment", f"No assisted payment {assisted_id}.")
+    if row.agent_id != agent.id and not agent.may("supervisor"):
+        owner = db.session.get(Agent, row.agent_id)
+        owner_name = owner.name if owner else "another agent"
+        audit.record(agent, f"assisted.{action}", "403", account_number=_account_number(row),
+                     call_sid=row.call_sid, subject=row.id, detail=f"started by {owner_name}")
+        db.session.commit()
+        raise Problem(
+            403,
+            "not_your_payment",
+            f"This payment was started by {owner_name}. Only they, a supervisor or an admin can change it.",
+        )
     return row
 
 

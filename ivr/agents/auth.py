@@ -2,12 +2,17 @@
 
 The session cookie carries the agent id, a random nonce and a fragment of the key hash, signed with
 ``SECRET_KEY``: disabling an agent (or giving them a new key) ends every console session at once.
+The nonce names the session's row (``AgentSession``, by its hash): signing out ends that row, so
+the cookie is worthless afterwards even to someone who copied it.
 The CSRF token is Flask-WTF's (``ivr.extensions.csrf``), shared with /r/<token> and /ops.
 """
 
+import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
+import sqlalchemy as sa
 from flask import Response, current_app, request
 from flask_wtf.csrf import CSRFError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -15,7 +20,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from ..extensions import csrf, db
 from ..models import utcnow
 from .keys import agent_for_key
-from .models import Agent
+from .models import Agent, AgentSession
 
 SESSION_COOKIE = "ivr_agent_session"
 SESSION_SECONDS = 8 * 3600  # one working shift
@@ -34,11 +39,34 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="ivr-agent-session")
 
 
+def _nonce_hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
+
+
 def new_session(agent: Agent) -> tuple[str, str]:
-    """A signed session cookie value for ``agent`` and its nonce."""
+    """Start a console session for ``agent`` (the caller commits); its signed cookie value and nonce."""
     nonce = secrets.token_urlsafe(16)
+    now = utcnow()
+    # This agent's sessions long over are of no use: drop them so the table stays small.
+    db.session.execute(
+        sa.delete(AgentSession)
+        .where(AgentSession.agent_id == agent.id, AgentSession.expires_at < now - timedelta(days=1))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.add(AgentSession(agent_id=agent.id, nonce_hash=_nonce_hash(nonce), created_at=now,
+                                expires_at=now + timedelta(seconds=SESSION_SECONDS)))
     value = _serializer().dumps({"a": agent.id, "n": nonce, "k": agent.key_hash[:16]})
     return value, nonce
+
+
+def end_session(caller: "Caller") -> None:
+    """Sign out: the session's row is ended, so its cookie opens nothing any more (the caller commits)."""
+    db.session.execute(
+        sa.update(AgentSession)
+        .where(AgentSession.nonce_hash == _nonce_hash(caller.nonce), AgentSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def read_session() -> Caller | None:
@@ -52,10 +80,23 @@ def read_session() -> Caller | None:
         return None
     if not isinstance(data, dict):
         return None
-    agent = db.session.get(Agent, data.get("a"))
+    agent_id, nonce = data.get("a"), data.get("n")
+    if not isinstance(agent_id, int) or not isinstance(nonce, str) or not nonce:
+        return None
+    agent = db.session.get(Agent, agent_id)
     if agent is None or not agent.active or agent.key_hash[:16] != data.get("k"):
         return None
-    return Caller(agent, "session", str(data.get("n", "")))
+    live = db.session.scalar(
+        sa.select(AgentSession.id).where(
+            AgentSession.nonce_hash == _nonce_hash(nonce),
+            AgentSession.agent_id == agent.id,
+            AgentSession.ended_at.is_(None),
+            AgentSession.expires_at > utcnow(),
+        )
+    )
+    if live is None:  # signed out, or never started here
+        return None
+    return Caller(agent, "session", nonce)
 
 
 def authenticate() -> Caller | None:

@@ -4,10 +4,13 @@ import time
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
 
 from ..extensions import db
 from ..outbox import engine
+from ..terminal.database import check_database
+from ..terminal.words import STATUS_CALLBACKS, sent_summary
 from . import audit, callbacks
 from .keys import AgentError, create_agent, rotate_key
 from .models import ROLES, Agent, AuditEntry
@@ -80,7 +83,7 @@ def _agent_named(name: str) -> Agent:
 
 @agents_group.command("list")
 def list_agents() -> None:
-    """List agents (never their keys): name, active or disabled, last use, and role above agent."""
+    """List agents (never their keys): name, active or disabled, last use, and the role of supervisors and admins."""
     for agent in db.session.scalars(sa.select(Agent).order_by(Agent.name)):
         used = agent.last_used_at.isoformat(timespec="seconds") if agent.last_used_at else "never"
         state = "active" if agent.active else "disabled"
@@ -113,12 +116,14 @@ def show_audit(limit: int) -> None:
 
 @agents_group.command("callbacks")
 @click.option("--once", is_flag=True, help="send what is due now and exit")
-@click.option("--poll", default=2.0, show_default=True, help="seconds between polls")
+@click.option("--poll", default=2.0, show_default=True, help="seconds between looks for new work")
 def send_callbacks(once: bool, poll: float) -> None:
-    """Send queued transfer status callbacks to agents' systems (``ivr worker`` does it too)."""
+    """Send queued transfer status callbacks to agents' systems (ivr worker sends them too)."""
     if once:
-        click.echo(f"callbacks: {callbacks.run_pass()}")
+        click.echo(sent_summary(callbacks.run_pass(), *STATUS_CALLBACKS))
         return
+    # The loop logs and retries a database outage; at start it is a setup mistake, said in one line.
+    check_database(current_app.config["SQLALCHEMY_DATABASE_URI"])
     try:
         # Nothing here sets a stop event (Ctrl-C ends the loop), so a plain sleep is the pause.
         engine.run_forever({"callbacks": callbacks.run_pass}, poll_seconds=poll, pause=time.sleep)

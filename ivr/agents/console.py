@@ -5,6 +5,7 @@ before any view runs); the page's JavaScript sends it in ``X-CSRF-Token``. Sessi
 signed, HttpOnly, SameSite=Strict cookie.
 """
 
+import hashlib
 import logging
 
 from flask import Blueprint, current_app, make_response, redirect, render_template, request
@@ -17,6 +18,7 @@ from .auth import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     clear_cookie,
+    end_session,
     new_session,
     read_session,
     set_cookie,
@@ -96,7 +98,11 @@ def login():
     """Check name + key; on success start a session, on failure count it against the limit."""
     name = request.form.get("name", "").strip()[:80]
     next_url = _next_url()
-    subjects = (f"login-ip:{request.remote_addr or '-'}", f"login-name:{name.lower()}")
+    address = request.remote_addr or "-"
+    # Failures count per address, and per name from that address: never per name alone, or ten
+    # wrong keys sent from anywhere would lock an agent out of the console from everywhere.
+    pair = hashlib.sha256(f"{name.lower()}\n{address}".encode()).hexdigest()[:40]  # fits the bucket column
+    subjects = (f"login-ip:{address}", f"login-name-ip:{pair}")
     for subject in subjects:
         verdict = limits.peek("login", subject)
         if not verdict.allowed:
@@ -134,9 +140,10 @@ def _next_url() -> str:
 
 @bp.post("/agent/logout")
 def logout():
-    """End the console session."""
+    """End the console session, on the server: its cookie opens nothing afterwards."""
     caller = read_session()
     if caller is not None:
+        end_session(caller)
         audit.record(caller.agent, "console.logout", "ok")
         db.session.commit()
     response = redirect("/agent", 303)

@@ -44,6 +44,23 @@ class Agent(db.Model):
         return self.role in ROLES and ROLES.index(self.role) >= ROLES.index(role)
 
 
+class AgentSession(db.Model):
+    """A console sign-in: the cookie names it by a random nonce, stored here only as its SHA-256.
+
+    The signed cookie alone is not enough: a session is good while its row is neither ended
+    (signed out) nor expired, so signing out ends it on the server, whoever kept a copy.
+    """
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("agents.id"), index=True)
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Transfer(db.Model):
     """A caller an agent sent into the secure pay step, and how far they got.
 
@@ -114,7 +131,8 @@ class AuditEntry(db.Model):
     action: Mapped[str] = mapped_column(sa.String(40))
     account: Mapped[str | None] = mapped_column(sa.String(12))  # masked: "…5001"
     call_sid: Mapped[str | None] = mapped_column(sa.String(64))
-    subject: Mapped[str | None] = mapped_column(sa.String(24))  # transfer or assisted payment id
+    # transfer or assisted payment id, or a payment's confirmation number (its page lists its staff actions)
+    subject: Mapped[str | None] = mapped_column(sa.String(24), index=True)
     outcome: Mapped[str] = mapped_column(sa.String(40))
     detail: Mapped[str | None] = mapped_column(sa.String(200))
 

@@ -11,6 +11,7 @@ from flows import ENTRY_POINTS, Entry
 
 from ..extensions import db
 from ..models import Account, utcnow
+from ..twilio.signatures import call_sid as signed_call_sid
 from ..twilio.signatures import twilio_signed
 from ..voice import call_rows
 from ..voice import webhooks as voice
@@ -27,7 +28,7 @@ bp = Blueprint("agent_voice", __name__)
 def transfer_entry():
     """Twilio fetches this after the agent's redirect: start the flow at the amount confirmation."""
     form = request.form
-    call_sid = form.get("CallSid", "")
+    call_sid = signed_call_sid()
     transfer = db.session.get(Transfer, request.args.get("t", ""))
     if transfer is None or transfer.call_sid != call_sid:
         logger.warning("transfer entry for an unknown transfer on call %s", call_sid)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..models import Account
+from ..terminal.words import count
 
 REQUIRED_COLUMNS = ("account_number", "name", "phone", "balance", "due_date", "email", "language")
 OPTIONAL_COLUMNS = ("past_due", "status")
@@ -39,7 +40,7 @@ class CsvImportError(Exception):
     def __init__(self, errors: list[tuple[int, str]]):
         self.errors = sorted(errors, key=lambda item: item[0])
         lines = len({line for line, _ in self.errors})
-        super().__init__(f"{len(self.errors)} problem(s) on {lines} line(s); nothing was imported")
+        super().__init__(f"{count(len(self.errors), 'problem')} on {count(lines, 'line')}; nothing was imported")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class ImportReport:
     def total(self) -> int:
         """Every account in the file."""
         return self.created + self.updated + self.unchanged
+
+    def summary(self) -> str:
+        """One sentence for the operator: ``Imported 7 accounts: 7 new, 0 updated, 0 unchanged``."""
+        return f"Imported {count(self.total, 'account')}: {self.created} new, {self.updated} updated, {self.unchanged} unchanged"
 
 
 def normalise_account_number(text: str) -> str:

@@ -24,7 +24,7 @@ def accounts_group() -> None:
 
 @click.group("payments", cls=AppGroup)
 def payments_group() -> None:
-    """Payments."""
+    """Payments, refunds and disputes: the posting file for the billing system."""
 
 
 @accounts_group.command("import")
@@ -42,10 +42,7 @@ def accounts_import_command(file: Path) -> None:
             click.echo(f"line {line}: {message}", err=True)
         click.echo(str(exc), err=True)
         raise SystemExit(1) from None
-    click.echo(
-        f"Imported {report.total} accounts: {report.created} new, "
-        f"{report.updated} updated, {report.unchanged} unchanged"
-    )
+    click.echo(report.summary())
 
 
 @payments_group.command("export")
@@ -53,7 +50,8 @@ def accounts_import_command(file: Path) -> None:
     "--date",
     "on_date",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Only the money that moved on this day (YYYY-MM-DD), a calendar day in ORG_TIMEZONE.",
+    metavar="YYYY-MM-DD",
+    help="only the money that moved on this day, a calendar day in ORG_TIMEZONE",
 )
 def payments_export_command(on_date: datetime | None) -> None:
     """Write the posting file (CSV) to stdout: one row per payment, refund or dispute; paid_at is in UTC."""

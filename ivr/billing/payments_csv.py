@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from prompts.amounts import decimal
 
 from ..models import Account, Payment
-from ..money.models import MoneyMovement
+from ..money.models import FEE, MoneyMovement
 
 COLUMNS = (
     "confirmation_number",
@@ -42,10 +42,12 @@ def export_payments(
 
     One row per movement (``money_movements``): a payment positive; a refund or a dispute negative,
     on the day it happened, with the original payment's confirmation number; a won dispute
-    positive. ``on_date`` keeps the movements of that calendar day in the time zone ``tz`` (an
-    IANA name; the ``ivr payments export`` command passes ``ORG_TIMEZONE``). ``paid_at`` is when
-    the row's money moved, always in UTC; ``status`` and ``refunded_amount`` are the payment's as
-    it stands now; ``entry_id`` is the same in every export, so nothing is posted twice.
+    positive; a convenience fee its own ``fee`` row beside its payment (negative when it went
+    back). ``on_date`` keeps the movements of that calendar day in the time zone ``tz`` (an IANA
+    name; the ``ivr payments export`` command passes ``ORG_TIMEZONE``). ``paid_at`` is when the
+    row's money moved, always in UTC; ``status`` is the payment's as it stands now and
+    ``refunded_amount`` what has gone back of the row's kind of money (the fee's on a fee row, the
+    amount's on the others); ``entry_id`` is the same in every export, so nothing is posted twice.
     """
     stmt = (
         sa.select(
@@ -60,6 +62,7 @@ def export_payments(
             Payment.stripe_payment_intent,
             Payment.status,
             Payment.refunded_cents,
+            Payment.amount_cents.label("bill_cents"),
             MoneyMovement.type,
             MoneyMovement.entry_id,
         )
@@ -88,13 +91,22 @@ def export_payments(
                 row.card_last4 or "",
                 row.stripe_payment_intent or "",
                 row.status,
-                decimal(row.refunded_cents or 0),
+                decimal(_refunded(row.type, row.refunded_cents or 0, row.bill_cents)),
                 row.type,
                 row.entry_id,
             )
         )
         count += 1
     return count
+
+
+def _refunded(kind: str, refunded_cents: int, bill_cents: int) -> int:
+    """The row's kind of money refunded so far: a fee row the fee's, every other row the bill's.
+
+    Refunds take the bill first (``money.movements``), so the total splits without a lookup.
+    """
+    bill = min(refunded_cents, bill_cents)
+    return refunded_cents - bill if kind == FEE else bill
 
 
 def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:

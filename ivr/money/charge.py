@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from payments import PaymentUnavailable
+from payments import ChargeInProgress, PaymentUnavailable
 
 from ..extensions import db
 from ..models import Account, Payment
@@ -35,6 +35,9 @@ class ChargeOutcome:
     payment_id: int
     payment: Payment | None = None  # the settled row; None when the processor could not be reached
     decline_code: str | None = None
+    # Unavailable because the processor is still running an earlier request of this same attempt
+    # (another delivery's): asked again shortly, it answers with that request's result.
+    in_progress: bool = False
 
 
 def charge_token(
@@ -49,6 +52,7 @@ def charge_token(
     caller: str | None,
     customer: str | None = None,
     off_session: bool = False,
+    fee_cents: int = 0,
     extra_metadata: Mapping[str, str] | None = None,
     before_commit: Callable[[Payment], None] | None = None,
 ) -> ChargeOutcome:
@@ -56,8 +60,10 @@ def charge_token(
 
     ``attempt_key`` names one attempt (a redelivery has the same key, a new card a new one).
     ``off_session`` charges a saved card (``token`` its PaymentMethod, ``customer`` its owner).
-    ``before_commit(payment)`` writes the caller's own rows in the attempt's commit (a call's
-    "charging" mark, a session's ``processing``). Commits; call it with no lock the caller needs
+    ``fee_cents`` is a convenience fee the member accepted: charged in the same PaymentIntent as
+    ``amount_cents`` and kept apart on the payment (the balance drops by the amount only).
+    ``before_commit(payment)`` writes the caller's own rows in the attempt's commit (an assisted
+    session's ``processing``). Commits; call it with no lock the caller needs
     kept, since the processor may take seconds. The settle is left in the open transaction for
     the caller to commit with its own record of the outcome.
     """
@@ -65,6 +71,7 @@ def charge_token(
         attempt_key=attempt_key,
         account=account,
         amount_cents=amount_cents,
+        fee_cents=fee_cents,
         call_sid=call_sid,
         channel=channel,
         language=language,
@@ -79,6 +86,8 @@ def charge_token(
         "account_number": account.account_number,
         **({"call_sid": call_sid} if call_sid else {}),
         "channel": channel,
+        # The PaymentIntent's amount is both; Stripe's dashboard shows which part was the fee.
+        **({"fee_cents": str(payment.fee_cents)} if payment.fee_cents else {}),
         **(extra_metadata or {}),
     }
     description = f"{current_app.config['ORG_NAME']} account ending {account.last4}"
@@ -86,8 +95,11 @@ def charge_token(
         before_commit(payment)
     db.session.commit()  # the attempt is on record before any money moves
 
-    settled = _charge_committed(payment_id, token=token, metadata=metadata, description=description,
-                                customer=customer, off_session=off_session)
+    try:
+        settled = _charge_committed(payment_id, token=token, metadata=metadata, description=description,
+                                    customer=customer, off_session=off_session)
+    except ChargeInProgress:
+        return ChargeOutcome(UNAVAILABLE, payment_id, in_progress=True)
     if settled is None:
         return ChargeOutcome(UNAVAILABLE, payment_id)
     if settled.status == "succeeded":
@@ -108,7 +120,7 @@ def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str
     try:
         result = current_app.extensions["ivr.gateway"].charge(
             token=token,
-            amount_cents=payment.amount_cents,
+            amount_cents=payment.charged_cents,  # one charge: the amount and any fee
             currency="usd",
             idempotency_key=payment.attempt_key,
             metadata=metadata,
@@ -116,6 +128,8 @@ def _charge_committed(payment_id: int, *, token: str, metadata: Mapping[str, str
             description=description,
             off_session=off_session,
         )
+    except ChargeInProgress:
+        raise  # left pending: the request still running will settle it (or Stripe's webhook will)
     except PaymentUnavailable:
         ledger.mark_unavailable(db.session.get(Payment, payment_id))
         return None

@@ -34,8 +34,11 @@ SETTLEABLE = ("pending", "error")
 
 def open_attempt(*, attempt_key: str, account: Account, amount_cents: int, call_sid: str | None,
                  channel: str, language: str, caller: str | None, stripe_customer: str | None = None,
-                 stripe_payment_method: str | None = None) -> Payment:
-    """The payment row for this attempt, created once (the key is also Stripe's idempotency key)."""
+                 stripe_payment_method: str | None = None, fee_cents: int = 0) -> Payment:
+    """The payment row for this attempt, created once (the key is also Stripe's idempotency key).
+
+    A redelivered attempt keeps the amount and fee it was opened with: the key's charge is that one.
+    """
     existing = db.session.scalar(sa.select(Payment).where(Payment.attempt_key == attempt_key))
     if existing is not None:
         return existing
@@ -44,6 +47,7 @@ def open_attempt(*, attempt_key: str, account: Account, amount_cents: int, call_
         attempt_key=attempt_key,
         account_id=account.id,
         amount_cents=amount_cents,
+        fee_cents=fee_cents,
         call_sid=call_sid,
         channel=channel,
         language=language,
@@ -156,8 +160,10 @@ def queue_receipt(payment: Payment) -> None:
     lang = prompts.language(payment.language)
     assert payment.paid_at is not None
     when = payment.paid_at.astimezone(member_zone(account.phone))
+    # A convenience fee is named with the total charged, so the text matches the card statement.
+    fee = {"fee": amounts.dollars(payment.fee_cents), "total": amounts.dollars(payment.charged_cents)}
     body = prompts.text(
-        "sms.receipt",
+        "sms.receipt_fee" if payment.fee_cents else "sms.receipt",
         lang,
         org=current_app.config["ORG_NAME"],
         amount=amounts.dollars(payment.amount_cents),
@@ -165,6 +171,7 @@ def queue_receipt(payment: Payment) -> None:
         when=dates.short_datetime(when, lang),
         confirmation=payment.confirmation_number,
         balance=amounts.dollars(account.balance_cents),
+        **(fee if payment.fee_cents else {}),
     )
     to = payment.receipt_to or account.phone
     try:

@@ -18,7 +18,7 @@ PAYMENT = "payment"
 REFUND = "refund"
 DISPUTE = "dispute"
 DISPUTE_WON = "dispute_won"
-FEE = "fee"  # a convenience fee: reserved, nothing writes it yet
+FEE = "fee"  # a convenience fee charged with a payment (negative when it went back)
 TYPES = (PAYMENT, REFUND, DISPUTE, DISPUTE_WON, FEE)
 
 
@@ -28,7 +28,8 @@ class MoneyMovement(db.Model):
     __tablename__ = "money_movements"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # pay_<payment id>, re_<Stripe refund id>, dp_<dispute id>, dw_<dispute id>: unique and stable.
+    # pay_<payment id>, re_<Stripe refund id>, dp_<dispute id>, dw_<dispute id>: unique and stable;
+    # the fee's part of any of them (type fee) is the same with ":fee" after it.
     entry_id: Mapped[str] = mapped_column(sa.String(96), unique=True)
     type: Mapped[str] = mapped_column(sa.String(16))
     amount_cents: Mapped[int] = mapped_column(sa.BigInteger)

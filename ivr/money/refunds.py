@@ -18,7 +18,7 @@ from payments import PaymentUnavailable, RefundResult
 
 from ..extensions import db
 from ..masking import mask
-from ..models import Payment
+from ..models import Payment, row_id
 from . import movements
 from .models import RefundRequest
 
@@ -47,13 +47,14 @@ class RefundOutcome:
 
 
 def remaining_cents(payment: Payment) -> int:
-    """What may still be refunded: the amount less what was refunded and what is asked but not yet answered."""
+    """What may still be refunded: what was charged (a convenience fee included) less what was
+    refunded and what is asked but not yet answered. The fee goes back last (``movements``)."""
     asked = db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(RefundRequest.amount_cents), 0)).where(
             RefundRequest.payment_id == payment.id, RefundRequest.status == "pending"
         )
     )
-    return payment.amount_cents - payment.refunded_cents - int(asked or 0)
+    return payment.charged_cents - payment.refunded_cents - int(asked or 0)
 
 
 def next_request_number(payment: Payment) -> int:
@@ -188,8 +189,8 @@ def _request_answered_by(payment: Payment, refund: RefundResult) -> RefundReques
     found = db.session.scalar(sa.select(RefundRequest).where(RefundRequest.stripe_refund_id == refund.refund_id))
     if found is not None:
         return found
-    request_id = refund.metadata.get("refund_request_id", "")
-    if not request_id.isdigit():
+    request_id = row_id(refund.metadata.get("refund_request_id"))
+    if request_id is None:
         return None
-    request = db.session.get(RefundRequest, int(request_id))
+    request = db.session.get(RefundRequest, request_id)
     return request if request is not None and request.payment_id == payment.id else None

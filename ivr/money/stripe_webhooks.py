@@ -18,7 +18,7 @@ from payments import ChargeResult, GatewayEvent, InvalidWebhook, PaymentUnavaila
 from payments.gateway import from_unix, object_id
 
 from ..extensions import db
-from ..models import Payment, ProcessedEvent
+from ..models import Payment, ProcessedEvent, row_id
 from . import ledger, movements, refunds
 from .models import MoneyMovement
 
@@ -35,10 +35,8 @@ def _payment_for(obj: Mapping[str, Any], intent_id: str | None) -> Payment | Non
         found = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent == intent_id))
         if found is not None:
             return found
-    payment_id = (obj.get("metadata") or {}).get("payment_id")
-    if payment_id and str(payment_id).isdigit():
-        return db.session.get(Payment, int(payment_id))
-    return None
+    payment_id = row_id((obj.get("metadata") or {}).get("payment_id"))
+    return db.session.get(Payment, payment_id) if payment_id is not None else None
 
 
 def _card(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -55,8 +53,8 @@ def intent_succeeded(event: GatewayEvent) -> None:
     if payment is None:
         logger.warning("payment_intent.succeeded %s matches no payment of ours", obj.get("id"))
         return
-    if payment.amount_cents != obj.get("amount"):
-        logger.error("payment %s: Stripe amount %s differs from ours %s", payment.id, obj.get("amount"), payment.amount_cents)
+    if payment.charged_cents != obj.get("amount"):
+        logger.error("payment %s: Stripe amount %s differs from ours %s", payment.id, obj.get("amount"), payment.charged_cents)
     brand, last4 = _card(obj)
     ledger.settle(payment, ChargeResult(True, obj.get("id"), card_brand=brand, card_last4=last4, status="succeeded"))
 

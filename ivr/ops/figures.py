@@ -1,25 +1,32 @@
-"""The numbers on /ops Today: a handful of grouped queries over one day (or 30), each using an index.
+"""The numbers on /ops Today: a few grouped queries over one day, and 30 days of kept day figures.
 
-Days are the co-op's local days (``ORG_TIMEZONE``) turned into UTC bounds; counts per hour or per
-day are ``SUM(CASE …)`` columns of one query, so the same SQL runs on SQLite and PostgreSQL and no
-row is fetched to be counted in Python.
+Days are the co-op's local days (``ORG_TIMEZONE``) turned into UTC bounds. A day's calls are one
+query grouped by (state, furthest, channel, ended), a few dozen groups from which the funnel,
+containment and hang-ups are read; the day's payments are one query grouped by channel and local
+hour (a CASE that finds the hour in five comparisons). The same SQL runs on SQLite and PostgreSQL.
+
+The 30-day charts would count hundreds of thousands of calls on every view at a co-op's scale, so
+a day whose calls have all ended is counted once and kept (``ClosedDay``); only a day not yet over
+is counted from its rows each time (docs/speed.md, "Operations console at scale").
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from flows import FLOW, State
 
 from ..extensions import db
-from ..models import CallSession, Payment
-from ..money.models import MoneyMovement
+from ..models import CallSession, Payment, utcnow
+from ..money.models import DISPUTE, REFUND, MoneyMovement
 from ..outbox.models import OutboxMessage
 from ..voice.call_rows import FUNNEL
+from .models import ClosedDay
 
 PAID_STATUSES = ("succeeded", "refunded", "disputed")  # the money arrived, whatever happened later
 # Receipts as staff think of them: delivered, given up on, or still waiting (quiet or retrying).
@@ -27,6 +34,9 @@ RECEIPT_GROUPS = {"sent": "sent", "failed": "failed", "queued": "held", "sending
 AGENT_STATES = (State.AGENT.value, State.RETURN_TO_AGENT.value)
 # Where a call can end without the caller hanging up on us; any other last state is a hang-up.
 _ENDS = tuple(s.value for s, step in FLOW.items() if step.final and s != State.HUNG_UP)
+# When a day's calls have all ended and its figures can be kept: Twilio ends a call after four hours
+# at most, and the call's status callback closes its row.
+CLOSED_AFTER = timedelta(hours=6)
 
 
 def zone() -> ZoneInfo:
@@ -53,6 +63,22 @@ def today() -> date:
 
 
 @dataclass
+class DayFigures:
+    """A day's calls (how far they got, how they ended) and the money taken: the funnel and the 30-day charts."""
+
+    calls: int = 0
+    stages: dict[str, int] = field(default_factory=dict)  # FUNNEL stage -> calls that got at least that far
+    contained: int = 0
+    hang_ups: dict[str, int] = field(default_factory=dict)  # state -> calls that hung up there
+    paid_cents: int = 0
+
+    @property
+    def containment(self) -> float | None:
+        """Share of calls that ended paid or informed without an agent; None without calls."""
+        return self.contained / self.calls if self.calls else None
+
+
+@dataclass
 class Today:
     """One day at a glance."""
 
@@ -66,6 +92,7 @@ class Today:
     contained: int = 0
     hang_ups: list[tuple[str, int]] = field(default_factory=list)  # state, calls
     by_hour: list[int] = field(default_factory=list)  # payments per local hour, 24 values
+    counted: DayFigures = field(default_factory=DayFigures)  # the day's line of the 30-day charts
 
     @property
     def paid_count(self) -> int:
@@ -88,21 +115,93 @@ class Today:
         return self.contained / self.calls if self.calls else None
 
 
-def _buckets(column: sa.ColumnElement, edges: list[datetime]) -> list[sa.ColumnElement]:
-    """One ``SUM(CASE …)`` per interval between consecutive ``edges``."""
-    return [
-        sa.func.coalesce(sa.func.sum(sa.case((sa.and_(column >= lo, column < hi), 1), else_=0)), 0)
-        for lo, hi in pairwise(edges)
-    ]
+def _bucket(column: sa.ColumnElement, edges: list[datetime]) -> sa.ColumnElement[int]:
+    """Which interval between consecutive ``edges`` holds ``column`` (0 for the first), for rows within the edges.
+
+    A balanced CASE: a row costs log2(intervals) comparisons, where one ``SUM(CASE …)`` column per
+    interval cost two comparisons and a sum per interval for every row.
+    """
+
+    def within(lo: int, hi: int) -> sa.ColumnElement[int]:
+        if hi - lo == 1:
+            return sa.literal_column(str(lo), sa.Integer)
+        mid = (lo + hi) // 2
+        return sa.case((column < edges[mid], within(lo, mid)), else_=within(mid, hi))
+
+    return within(0, len(edges) - 1)
 
 
-def _contained() -> sa.ColumnElement:
+def is_contained(state: str, furthest: str | None, channel: str) -> bool:
     """A call that heard its balance (or paid) and never went to an agent."""
-    return sa.and_(
-        CallSession.furthest.in_(FUNNEL[1:]),
-        CallSession.state.not_in(AGENT_STATES),
-        CallSession.channel != "agent",  # an agent sent the caller here
+    return furthest in FUNNEL[1:] and state not in AGENT_STATES and channel != "agent"  # agent: an agent sent the caller
+
+
+def is_hang_up(state: str, furthest: str | None, ended: bool) -> bool:
+    """A call that ended in a state that is not an end of the flow (hanging up after paying is not giving up)."""
+    return ended and state not in _ENDS and furthest != "paid"
+
+
+def count_day(day: date) -> DayFigures:
+    """Count a local day's calls and takings from their rows: two queries, a few dozen groups."""
+    start, end = day_bounds(day)
+    ended = CallSession.ended_at.is_not(None)
+    out = DayFigures(stages=dict.fromkeys(FUNNEL, 0))
+    for state, furthest, channel, has_ended, count in db.session.execute(
+        sa.select(CallSession.state, CallSession.furthest, CallSession.channel, ended, sa.func.count())
+        .where(CallSession.created_at >= start, CallSession.created_at < end)
+        .group_by(CallSession.state, CallSession.furthest, CallSession.channel, ended)
+    ):
+        out.calls += count
+        for stage in FUNNEL[: FUNNEL.index(furthest) + 1] if furthest in FUNNEL else ():
+            out.stages[stage] += count
+        if is_contained(state, furthest, channel):
+            out.contained += count
+        if is_hang_up(state, furthest, bool(has_ended)):
+            out.hang_ups[state] = out.hang_ups.get(state, 0) + count
+    out.paid_cents = int(
+        db.session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0)).where(
+                Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(PAID_STATUSES)
+            )
+        )
+        or 0
     )
+    return out
+
+
+def closed(day: date) -> bool:
+    """True when every call of the local ``day`` has ended, so its figures no longer change."""
+    return day_bounds(day)[1] + CLOSED_AFTER <= utcnow()
+
+
+def days_figures(days: Sequence[date], known: dict[date, DayFigures] | None = None) -> dict[date, DayFigures]:
+    """Each day's figures: ``known`` ones as given, kept ones read, the rest counted (and kept once closed)."""
+    name = current_app.config["ORG_TIMEZONE"]
+    out = dict(known or {})
+    wanted = [d for d in days if d not in out]
+    if wanted:
+        for row in db.session.scalars(
+            sa.select(ClosedDay).where(ClosedDay.zone == name, ClosedDay.day >= min(wanted), ClosedDay.day <= max(wanted))
+        ):
+            out[row.day] = DayFigures(calls=row.calls, stages={s: row.stages.get(s, 0) for s in FUNNEL},
+                                      contained=row.contained, hang_ups=dict(row.hang_ups), paid_cents=row.paid_cents)
+    for day in wanted:
+        if day not in out:
+            out[day] = count_day(day)
+            if closed(day):
+                _keep(day, name, out[day])
+    return {d: out[d] for d in days}
+
+
+def _keep(day: date, name: str, figures: DayFigures) -> None:
+    """Keep a closed day's figures; a request that counted the same day meanwhile has kept the same numbers."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(ClosedDay(day=day, zone=name, calls=figures.calls, stages=figures.stages,
+                                     contained=figures.contained, hang_ups=figures.hang_ups,
+                                     paid_cents=figures.paid_cents))
+    except IntegrityError:
+        pass
 
 
 def today_figures(day: date) -> Today:
@@ -110,15 +209,22 @@ def today_figures(day: date) -> Today:
     start, end = day_bounds(day)
     out = Today(day=day)
     paid = sa.and_(Payment.paid_at >= start, Payment.paid_at < end, Payment.status.in_(PAID_STATUSES))
-    out.by_channel = [
-        (channel, count, int(cents or 0))
-        for channel, count, cents in db.session.execute(
-            sa.select(Payment.channel, sa.func.count(), sa.func.sum(Payment.amount_cents))
-            .where(paid)
-            .group_by(Payment.channel)
-            .order_by(Payment.channel)
-        )
-    ]
+    hours = [start + timedelta(hours=h) for h in range(25)]
+    # A day of 23 or 25 hours (daylight saving) still shows 24 local clock hours; the last absorbs the rest.
+    hours[-1] = end
+    channels: dict[str, list[int]] = {}
+    out.by_hour = [0] * 24
+    hour = _bucket(Payment.paid_at, hours).label("hour")
+    for channel, at, count, cents in db.session.execute(
+        sa.select(Payment.channel, hour, sa.func.count(), sa.func.sum(Payment.amount_cents))
+        .where(paid)
+        .group_by(Payment.channel, "hour")
+    ):
+        totals = channels.setdefault(channel, [0, 0])
+        totals[0] += count
+        totals[1] += int(cents or 0)
+        out.by_hour[int(at)] += count
+    out.by_channel = [(channel, count, cents) for channel, (count, cents) in sorted(channels.items())]
     out.declines = [
         (reason or "unknown", count)
         for reason, count in db.session.execute(
@@ -129,13 +235,14 @@ def today_figures(day: date) -> Today:
         )
     ]
     # Reversals count on the day the money moved back (the posting file's rows), not the payment's day.
-    moved = sa.and_(MoneyMovement.occurred_at >= start, MoneyMovement.occurred_at < end)
-    for kind, attribute in (("refund", "refunded"), ("dispute", "disputed")):
-        count, cents = db.session.execute(
-            sa.select(sa.func.count(sa.distinct(MoneyMovement.payment_id)), sa.func.sum(MoneyMovement.amount_cents))
-            .where(moved, MoneyMovement.type == kind)
-        ).one()
-        setattr(out, attribute, (count, -int(cents or 0)))  # stored negative: money that left
+    for kind, count, cents in db.session.execute(
+        sa.select(MoneyMovement.type, sa.func.count(sa.distinct(MoneyMovement.payment_id)),
+                  sa.func.sum(MoneyMovement.amount_cents))
+        .where(MoneyMovement.occurred_at >= start, MoneyMovement.occurred_at < end,
+               MoneyMovement.type.in_((REFUND, DISPUTE)))
+        .group_by(MoneyMovement.type)
+    ):
+        setattr(out, "refunded" if kind == REFUND else "disputed", (count, -int(cents or 0)))  # stored negative
     receipts = {"sent": 0, "failed": 0, "held": 0}
     for status, count in db.session.execute(
         sa.select(OutboxMessage.status, sa.func.count())
@@ -145,30 +252,11 @@ def today_figures(day: date) -> Today:
         if status in RECEIPT_GROUPS:
             receipts[RECEIPT_GROUPS[status]] += count
     out.receipts = receipts
-    day_calls = sa.and_(CallSession.created_at >= start, CallSession.created_at < end)
-    stages = [
-        sa.func.coalesce(sa.func.sum(sa.case((CallSession.furthest.in_(FUNNEL[i:]), 1), else_=0)), 0)
-        for i in range(len(FUNNEL))
-    ]
-    contained = sa.func.coalesce(sa.func.sum(sa.case((_contained(), 1), else_=0)), 0)
-    row = db.session.execute(sa.select(sa.func.count(), contained, *stages).where(day_calls)).one()
-    out.funnel = [("calls", row[0]), *zip(FUNNEL, (int(v) for v in row[2:]), strict=True)]
-    out.contained = int(row[1])
-    out.hang_ups = [
-        (state, count)
-        for state, count in db.session.execute(
-            sa.select(CallSession.state, sa.func.count())
-            .where(day_calls, CallSession.ended_at.is_not(None), CallSession.state.not_in(_ENDS),
-                   # Hanging up after paying is the natural end of a call, not giving up.
-                   sa.or_(CallSession.furthest.is_(None), CallSession.furthest != "paid"))
-            .group_by(CallSession.state)
-            .order_by(sa.func.count().desc())
-        )
-    ]
-    hours = [start + timedelta(hours=h) for h in range(25)]
-    # A day of 23 or 25 hours (daylight saving) still shows 24 local clock hours; the last absorbs the rest.
-    hours[-1] = end
-    out.by_hour = [int(v) for v in db.session.execute(sa.select(*_buckets(Payment.paid_at, hours)).where(paid)).one()]
+    counted = days_figures([day])[day]
+    out.counted = counted
+    out.funnel = [("calls", counted.calls), *((stage, counted.stages[stage]) for stage in FUNNEL)]
+    out.contained = counted.contained
+    out.hang_ups = sorted(counted.hang_ups.items(), key=lambda item: (-item[1], item[0]))
     return out
 
 
@@ -181,27 +269,12 @@ class Trend:
     containment: list[float | None]
 
 
-def trend(last_day: date, days: int = 30) -> Trend:
-    """The ``days`` local days that end with ``last_day``: two queries in all."""
+def trend(last_day: date, days: int = 30, last: DayFigures | None = None) -> Trend:
+    """The ``days`` local days that end with ``last_day`` (whose figures ``last`` may hold already)."""
     dates = [last_day - timedelta(days=n) for n in range(days - 1, -1, -1)]
-    edges = [day_bounds(d)[0] for d in dates] + [day_bounds(last_day)[1]]
-    paid_cols = [
-        sa.func.coalesce(sa.func.sum(sa.case((sa.and_(Payment.paid_at >= lo, Payment.paid_at < hi), Payment.amount_cents),
-                                             else_=0)), 0)
-        for lo, hi in pairwise(edges)
-    ]
-    paid = db.session.execute(
-        sa.select(*paid_cols).where(
-            Payment.paid_at >= edges[0], Payment.paid_at < edges[-1], Payment.status.in_(PAID_STATUSES)
-        )
-    ).one()
-    span = sa.and_(CallSession.created_at >= edges[0], CallSession.created_at < edges[-1])
-    calls = db.session.execute(sa.select(*_buckets(CallSession.created_at, edges)).where(span)).one()
-    contained = db.session.execute(
-        sa.select(*_buckets(CallSession.created_at, edges)).where(span, _contained())
-    ).one()
+    found = days_figures(dates, {last_day: last} if last is not None else None)
     return Trend(
         days=dates,
-        paid_cents=[int(v) for v in paid],
-        containment=[(int(c) / int(n)) if n else None for c, n in zip(contained, calls, strict=True)],
+        paid_cents=[found[d].paid_cents for d in dates],
+        containment=[found[d].containment for d in dates],
     )

@@ -31,12 +31,12 @@ from ..agents import audit
 from ..agents.models import AuditEntry
 from ..extensions import db
 from ..masking import mask
-from ..models import Account, CallSession, Payment, utcnow
+from ..models import Account, CallSession, Payment, row_id, utcnow
 from ..money import refunds
 from ..outbox.models import OutboxMessage
 from . import charts, figures
-from .labels import step_label
 from .access import staff, staff_only
+from .labels import step_label
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
@@ -48,6 +48,18 @@ STATE_NAMES = {
     "paid": "Paid",
     "calls": "Calls",
 }
+
+
+@bp.before_request
+def _plan_for_the_values_given() -> None:
+    """On PostgreSQL, plan each of this request's queries for the values it is given.
+
+    psycopg prepares a statement the fifth time it runs, and PostgreSQL may then keep one generic
+    plan for any values. For the console's searches over skewed data (a rare status, one account in
+    thousands, two years of days) that plan reads most of a million-row table (docs/speed.md).
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 @bp.after_request
@@ -87,10 +99,17 @@ def _step(state: str | None) -> str:
     return step_label(state)
 
 
-def _render(template: str, **context):  # type: ignore[no-untyped-def]
-    return render_template(
+def _page(template: str, **context: object) -> str:
+    """Render a page from the rows just read, then end the request's transaction.
+
+    Rendering comes first: a commit expires every row the session holds, and the template would
+    then read each listed row again, one query per row (docs/speed.md).
+    """
+    html = render_template(
         template, org=current_app.config["ORG_NAME"], me=staff(), csrf=generate_csrf(), names=STATE_NAMES, **context
     )
+    db.session.commit()
+    return html
 
 
 def _wants_csv() -> bool:
@@ -140,11 +159,10 @@ def today():
     day = _day_arg("date", figures.today())
     assert day is not None
     now = figures.today_figures(day)
-    trend = figures.trend(day)
-    db.session.commit()
+    trend = figures.trend(day, last=now.counted)
     hours = [f"{h}" for h in range(24)]
     days = [d.strftime("%b %-d") for d in trend.days]
-    return _render(
+    return _page(
         "ops_today.html",
         day=day,
         t=now,
@@ -179,8 +197,11 @@ def _payment_query() -> sa.Select:
     if confirmation := request.args.get("confirmation", "").strip().upper():
         query = query.where(Payment.confirmation_number == confirmation)
     if last4 := request.args.get("last4", "").strip():
-        # The account number's last four; accounts are few next to payments, so this is an IN list.
-        query = query.where(Account.account_number.like(f"%{last4[-4:]}"))
+        # The account number's last four. Accounts are few next to payments, so their ids are found
+        # first and the payments read by account: as a join, a plan made once for any last four
+        # (PostgreSQL's generic plan of a prepared statement) walked every payment of the range.
+        accounts = sa.select(Account.id).where(Account.account_number.like(f"%{last4[-4:]}"))
+        query = query.where(Payment.account_id.in_(db.session.scalars(accounts).all()))
     if channel := request.args.get("channel", "").strip():
         query = query.where(Payment.channel == channel)
     if status := request.args.get("status", "").strip():
@@ -205,8 +226,7 @@ def payments():
             ),
         )
     found = db.session.execute(query.limit(PAGE_ROWS + 1)).all()
-    db.session.commit()
-    return _render(
+    return _page(
         "ops_payments.html",
         found=found[:PAGE_ROWS],
         more=len(found) > PAGE_ROWS,
@@ -241,8 +261,7 @@ def payment(confirmation: str):
     trail = db.session.scalars(
         sa.select(AuditEntry).where(AuditEntry.subject == paid.confirmation_number).order_by(AuditEntry.id)
     ).all()
-    db.session.commit()
-    return _render(
+    return _page(
         "ops_payment.html",
         p=paid,
         account=mask(paid.account.account_number),
@@ -269,12 +288,10 @@ def refund(confirmation: str):
             cents = int(Decimal(raw) * 100)
         except InvalidOperation:
             return Response("amount: dollars and cents, e.g. 12.50", 400)
-        if cents <= 0 or cents > paid.amount_cents - paid.refunded_cents:
+        if cents <= 0 or cents > paid.charged_cents - paid.refunded_cents:
             return Response("amount: more than zero and no more than what remains", 400)
-    try:
-        number = int(request.form.get("request_number", ""))
-    except ValueError:
-        number = None  # a form from before request numbers: the next number is taken
+    # None for a form from before request numbers (or a mangled one): the next number is taken.
+    number = row_id(request.form.get("request_number"))
     me = staff()
     outcome = refunds.refund(paid, cents, me.name, request_number=number)
     audit.record(me, "ops.refund", outcome.status, account_number=paid.account.account_number,
@@ -357,8 +374,7 @@ def calls():
             ),
         )
     found = db.session.scalars(query.limit(PAGE_ROWS)).all()
-    db.session.commit()
-    return _render(
+    return _page(
         "ops_calls.html", day=day, found=[(c, seconds(c), _outcome(c)) for c in found],
         csv_url=url_for("ops.calls", date=day.isoformat(), format="csv"),
     )
@@ -384,8 +400,7 @@ def messages():
             ),
         )
     found = db.session.scalars(query.limit(PAGE_ROWS)).all()
-    db.session.commit()
-    return _render(
+    return _page(
         "ops_messages.html", found=found, args=request.args, notice=request.args.get("done"),
         csv_url=url_for("ops.messages", **request.args, format="csv"),
     )

@@ -156,6 +156,12 @@ class Report:
         """Rows this pass touched."""
         return self.sent + self.retried + self.failed + self.held + self.dropped
 
+    def __str__(self) -> str:
+        """``3 sent, 2 held for later``: how the worker's log lines give a pass."""
+        from ..terminal.words import pass_summary
+
+        return pass_summary(self)
+
 
 def lock_due(session: Session, model: type[OutboxRow], now: datetime, *, limit: int) -> list[Any]:
     """Lock and return queued rows due by ``now``; rows another worker has locked are skipped."""

@@ -48,13 +48,19 @@ class OutboxMessage(OutboxRow, db.Model):
     kind: Mapped[str] = mapped_column(sa.String(20))  # receipt | reminder | reply
     to_number: Mapped[str] = mapped_column(sa.String(20))
     account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
-    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"))
+    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"), index=True)  # a payment's page
     respect_quiet_hours: Mapped[bool] = mapped_column(default=False)
     error_code: Mapped[int | None] = mapped_column()
     provider_sid: Mapped[str | None] = mapped_column(sa.String(64))
 
-    # The engine's claim reads queued rows in next_attempt_at order.
-    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        # The engine's claim reads queued rows in next_attempt_at order.
+        sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+        # /ops: Today counts a day's receipts by status; Messages lists the newest of a status (failed
+        # ones are few: without it, the newest 200 were looked for among every message).
+        sa.Index("ix_outbox_messages_kind_created_at", "kind", "created_at"),
+        sa.Index("ix_outbox_messages_status_id", "status", "id"),
+    )
 
     def quiet_hours_phone(self) -> str | None:
         """The recipient, for texts that quiet hours hold (reminders); None for receipts and replies."""

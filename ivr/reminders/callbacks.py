@@ -156,13 +156,9 @@ def place(callback_id: int) -> Callback:
     return db.session.get(Callback, callback_id, populate_existing=True)  # type: ignore[return-value]
 
 
-def lock(callback_id: str | int | None) -> Callback | None:
+def lock(callback_id: int) -> Callback | None:
     """The callback row named by a webhook's ``c`` parameter, locked (None when unknown)."""
-    try:
-        ident = int(callback_id or "")
-    except ValueError:
-        return None
-    return db.session.scalar(sa.select(Callback).where(Callback.id == ident).with_for_update())
+    return db.session.scalar(sa.select(Callback).where(Callback.id == callback_id).with_for_update())
 
 
 def record_answer(callback: Callback, call_sid: str, answered_by: str | None) -> bool:

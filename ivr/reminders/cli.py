@@ -26,7 +26,7 @@ def reminders_group() -> None:
 @click.option("--dry-run", is_flag=True, help="print what would be sent; queue nothing")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="queue at most N texts")
 def send_command(days_before: int, past_due: bool, dry_run: bool, limit: int | None) -> None:
-    """Queue one reminder per bill; `ivr worker` sends them outside quiet hours.
+    """Queue one reminder per bill; ivr worker sends them outside quiet hours.
 
     Picks active accounts with a positive balance, a phone on file and no opt-out whose bill is
     due within --days-before days (or past due with --past-due) and that have not been reminded
@@ -61,4 +61,4 @@ def send_command(days_before: int, past_due: bool, dry_run: bool, limit: int | N
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    click.echo(("dry run: " if dry_run else "") + report.summary())
+    click.echo(report.summary())

@@ -68,6 +68,25 @@ def _suffixes(accounts: list[Account]) -> list[str]:
     return [a.account_number for a in accounts]
 
 
+def apology_reply():
+    """Sorry, by text, when a text cannot be answered (the database is out of reach, say).
+
+    The member's language is on their account, which cannot be read: a Spanish keyword gets
+    Spanish, anything else both languages.
+    """
+    try:
+        words = (request.form.get("Body") or "").strip().split()
+    except Exception:  # a body that cannot be read at all still gets the apology
+        words = []
+    keyword = words[0].upper().strip(".!?¡¿,") if words else ""
+    forced = {**HELP, **PAY, **BALANCE}.get(keyword)
+    cfg = settings()
+    langs = [forced] if forced else list(prompts.LANGUAGES)
+    return _reply("\n".join(
+        prompts.text("sms.unavailable", lang, org=cfg.org, phone=national(cfg.office_phone)) for lang in langs
+    ))
+
+
 @bp.post("/twilio/sms")
 @twilio_signed
 def incoming_sms():

@@ -5,7 +5,6 @@ bill" rule, so re-runs and concurrent runs queue nothing twice. Texts go out thr
 and ``ivr worker``, which holds them in quiet hours and drops them if the bill is paid first.
 """
 
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,14 +22,22 @@ from prompts import amounts, dates
 from ..extensions import db
 from ..models import Account
 from ..outbox.models import OutboxMessage
+from ..terminal.words import count
 from . import clock, tokens
 from .models import Reminder, SmsOptOut
 from .settings import Settings, settings
 
-logger = logging.getLogger(__name__)
-
 # Why an account with a bill in the window gets no text, in the order the rules are checked.
 SKIP_REASONS = ("inactive", "nothing_due", "no_phone", "opted_out", "already_reminded", "limit")
+# The same reasons as the operator reads them after a count ("2 opted out").
+SKIP_WORDS = {
+    "inactive": "account not active",
+    "nothing_due": "nothing due",
+    "no_phone": "no phone on file",
+    "opted_out": "opted out",
+    "already_reminded": "already reminded",
+    "limit": "over --limit",
+}
 CHUNK = 2000
 
 
@@ -56,14 +63,15 @@ class RunReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        """One line for the terminal."""
-        verb = "would queue" if self.dry_run else "queued"
+        """One line for the terminal: ``Queued 1 reminder for 2 bills in the window; skipped 1 (1 opted out) in 0.2 s``."""
+        verb = "Dry run: would queue" if self.dry_run else "Queued"
         reasons = ", ".join(
-            f"{reason} {self.skipped[reason]}" for reason in SKIP_REASONS if self.skipped[reason]
+            f"{self.skipped[reason]} {SKIP_WORDS[reason]}" for reason in SKIP_REASONS if self.skipped[reason]
         )
         skipped = sum(self.skipped.values())
         return (
-            f"selected {self.selected}, {verb} {self.queued}, skipped {skipped}"
+            f"{verb} {count(self.queued, 'reminder')} for {count(self.selected, 'bill')} in the window; "
+            f"skipped {skipped}"
             + (f" ({reasons})" if reasons else "")
             + f" in {self.seconds:.1f} s"
         )
@@ -225,7 +233,6 @@ def run(
         if progress:
             progress(len(chunk))
     report.seconds = time.monotonic() - started
-    logger.info("reminder run (%s): %s", kind, report.summary())
     return report
 
 

@@ -14,7 +14,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, make_response, redirect, render_template, request
+from flask import Blueprint, Response, abort, make_response, redirect, render_template, request
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
@@ -24,9 +24,10 @@ from prompts import amounts, dates
 
 from ..extensions import csrf, db
 from ..masking import mask
-from ..models import Account
+from ..models import Account, row_id
 from ..outbox.quiet_hours import local_zones
 from ..phones import national, to_e164
+from ..twilio.signatures import call_sid as signed_call_sid
 from ..twilio.signatures import twilio_signed
 from ..voice import call_rows
 from ..voice.twiml import say_and_hang_up, xml_response
@@ -117,6 +118,24 @@ def _problem_page(problem: LinkProblem, cfg: Settings) -> Response:
     ]
     html = render_template("reminder_problem.html", org=cfg.org, blocks=blocks, lang=langs[0])
     return _secure_headers(make_response(html, 410 if problem.kind == "expired" else 404))
+
+
+def unavailable_page(status: int) -> Response:
+    """Sorry, the bill cannot be shown now (the database is out of reach): in the member's language
+    first as the browser states it, then the other, since the account's own cannot be read."""
+    cfg = settings()
+    preferred = request.accept_languages.best_match(prompts.LANGUAGES) or prompts.DEFAULT_LANGUAGE
+    langs = [preferred, *(lang for lang in prompts.LANGUAGES if lang != preferred)]
+    blocks = [
+        {
+            "lang": lang,
+            "title": prompts.text("page.unavailable_title", lang),
+            "body": prompts.text("page.unavailable_body", lang, pay_line=national(cfg.pay_line)),
+        }
+        for lang in langs
+    ]
+    html = render_template("reminder_problem.html", org=cfg.org, blocks=blocks, lang=langs[0])
+    return _secure_headers(make_response(html, status))
 
 
 def _wait_text(
@@ -248,14 +267,23 @@ def call_me_now(token: str):
 # --- the callback's voice webhooks ------------------------------------------------------------
 
 
+def _callback_id() -> int:
+    """The callback a webhook's ``c`` names; a malformed one is refused (400, nothing changed)."""
+    callback_id = row_id(request.args.get("c"))
+    if callback_id is None:
+        logger.warning("refused a callback webhook with a malformed callback id")
+        abort(400)
+    return callback_id
+
+
 @bp.post("/twilio/voice/callback")
 @csrf.exempt  # signed by Twilio
 @twilio_signed
 def callback_answered():
     """The member's phone answered our callback: voicemail gets a goodbye, a person the flow."""
     form = request.form
-    call_sid = form.get("CallSid", "")
-    callback = callbacks.lock(request.args.get("c"))
+    call_sid = signed_call_sid()
+    callback = callbacks.lock(_callback_id())
     member = to_e164(form.get("To"))
     if (
         callback is None
@@ -312,9 +340,9 @@ def callback_answered():
 def callback_status():
     """Status callback of the outbound call: follow the callback, close the call's session."""
     form = request.form
-    call_sid = form.get("CallSid", "")
+    call_sid = signed_call_sid()
     status = form.get("CallStatus", "")
-    callback = callbacks.lock(request.args.get("c"))
+    callback = callbacks.lock(_callback_id())
     if callback is not None and (not callback.call_sid or callback.call_sid == call_sid):
         callbacks.record_status(callback, call_sid, status, form.get("AnsweredBy"))
     record_status(call_sid, form)

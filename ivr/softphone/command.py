@@ -38,7 +38,7 @@ def _check_cards(
     # The same default port as `ivr demo`: $PORT when set, else 5000.
     default=lambda: f"http://127.0.0.1:{os.environ.get('PORT', '5000')}",
     show_default="http://127.0.0.1:$PORT (5000)",
-    help="The number's Voice URL, or an origin (then /twilio/voice); signatures cover it.",
+    help="The number's Voice URL, or the server's origin (then /twilio/voice is called).",
 )
 @click.option(
     "--from", "from_", default=DEFAULT_FROM, show_default=True, help="Caller's number (E.164)."
@@ -53,16 +53,16 @@ def _check_cards(
 @click.option(
     "--keys",
     callback=_check_keys,
-    help='Scripted keys, one token per <Gather>, e.g. "1 12345001# 4567 1"; _ = silence.',
+    help='Keys to press, one group per question, e.g. "1 12345001# 4567 1"; _ = silence.',
 )
 @click.option(
     "--card",
     "cards",
     multiple=True,
     callback=_check_cards,
-    help="One per <Pay>: number,MM/YY,cvc,zip; 'a|b' in a field = first try, then retry.",
+    help="One per card entry: number,MM/YY,cvc,zip; 'a|b' in a field = first try, then retry.",
 )
-@click.option("--hangup-in-pay", is_flag=True, help="Hang up when <Pay> starts (scripted mode).")
+@click.option("--hangup-in-pay", is_flag=True, help="Hang up when card entry starts (scripted mode).")
 @click.option(
     "--via", multiple=True, help="Send requests round robin to these origins (a load balancer)."
 )
@@ -79,14 +79,18 @@ def _check_cards(
     help="Signs every request.",
 )
 @click.option(
-    "--account-sid", envvar="TWILIO_ACCOUNT_SID", default=DEV_ACCOUNT_SID, show_default=True
+    "--account-sid",
+    envvar="TWILIO_ACCOUNT_SID",
+    default=DEV_ACCOUNT_SID,
+    show_default=True,
+    help="The Twilio account the requests say they come from.",
 )
 @click.option(
     "--dial-status",
     type=click.Choice(["completed", "busy", "no-answer", "failed"]),
     default="completed",
     show_default=True,
-    help="How a <Dial>ed party answers.",
+    help="How a number the call is transferred to answers.",
 )
 @click.option(
     "--json",

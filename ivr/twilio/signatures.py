@@ -2,11 +2,13 @@
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from flask import abort, current_app, request
 
+from ..edge import request_size
 from . import adapter as twilio_adapter
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        # Before the form is read: a body larger than any Twilio sends is refused unread (413).
+        request_size.limit_to_twilio()
         signature = request.headers.get("X-Twilio-Signature", "")
         token = current_app.config["TWILIO_AUTH_TOKEN"]
         if not twilio_adapter.validate_signature(public_url(), request.form, signature, token):
@@ -32,3 +36,17 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+# Twilio's Call SIDs: "CA" and 32 hex digits. Anything else (none at all, say) would name a call
+# row no real call has, which every such request would then share.
+_CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+
+
+def call_sid() -> str:
+    """The signed request's ``CallSid``; a request without a well-formed one is refused (400, nothing changed)."""
+    sid = request.form.get("CallSid", "")
+    if not _CALL_SID.fullmatch(sid):
+        logger.warning("refused a signed request to %s without a proper CallSid", request.path)
+        abort(400)
+    return sid

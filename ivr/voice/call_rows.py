@@ -170,6 +170,8 @@ _STAGE_OF_STATE = {
     State.CALLBACK_WELCOME: "heard_balance",
     State.ENTER_AMOUNT: "heard_balance",
     State.CONFIRM_AMOUNT: "heard_balance",
+    State.HISTORY: "heard_balance",
+    State.FEE_CONFIRM: "heard_balance",
     State.CARD_ENTRY: "card_entry",
     State.CONFIRMATION: "paid",
     State.AFTER_PAYMENT: "paid",
@@ -379,6 +381,10 @@ def apply(call: CallRow, turn: Turn, twiml: str) -> None:
     data = dict(call.data or {})
     data.update(turn.updates)
     call.data = data
+    if turn.updates.get("identified") is False:
+        # The caller goes on to pay another account: that one is identified afresh.
+        call.account_id = None
+        call.account = None
     call.language = str(data.get("language", call.language))
     call.state = turn.state.value
     call.seq += 1

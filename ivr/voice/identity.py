@@ -38,8 +38,8 @@ _FAILURE_TIMES = DriverStatement(
 )
 
 
-def locked_until(account_id: int, now: datetime) -> datetime | None:
-    """When the account's lock ends, or None if it is not locked at ``now``."""
+def locked_until(account_id: int | None, now: datetime) -> datetime | None:
+    """When the account's lock ends, or None if it is not locked at ``now`` (or there is no account)."""
     since = now - LOCK_WINDOW - LOCK_DURATION
     times = [row["created_at"] for row in fetch(_FAILURE_TIMES, {"account_id": account_id, "since": since})]
     until = None
@@ -53,23 +53,24 @@ def verify(account_number: str, last4: str, call_sid: str, now: datetime | None 
     """The account (a row of ``ACCOUNT_VIEW_COLUMNS`` and its phone) when the pair matches and it
     is not locked; otherwise record the failure and None.
 
-    Only a failure writes (in the session's transaction, committed with the call's answer).
+    Every failure does the same work, whichever part was wrong: read the account, read its
+    failures, write one failure (in the session's transaction, committed with the call's answer).
+    An unknown number answering sooner than a wrong last four would tell a caller which account
+    numbers exist.
     """
     now = now or utcnow()
     found = fetch(_BY_NUMBER, {"number": account_number})
-    if not found:
-        logger.info("identification failed: no account %s", mask(account_number))
-        return None
-    account = found[0]
+    account = found[0] if found else None
+    # Bytes, so any text compares (compare_digest refuses non-ASCII str), in constant time; an
+    # unknown number is compared with a phone no keyed digits can match.
+    on_file = account["phone"][-4:].encode() if account else b"\xff" * 4
+    matches = hmac.compare_digest(on_file, last4.encode()) and account is not None
     # Count the attempt before deciding, so a run of guesses locks even while already locked.
-    matches = hmac.compare_digest(account["phone"][-4:], last4)
-    if matches and locked_until(account["id"], now) is None:
+    locked = locked_until(account["id"] if account else None, now) is not None
+    if matches and not locked:
         return account
-    db.session.add(VerificationFailure(account_id=account["id"], call_sid=call_sid, created_at=now))
+    db.session.add(VerificationFailure(account_id=account["id"] if account else None, call_sid=call_sid, created_at=now))
     db.session.flush()
-    logger.info(
-        "identification failed for account %s (%s)",
-        mask(account_number),
-        "locked" if matches else "wrong last four",
-    )
+    reason = "no such account" if account is None else ("locked" if matches else "wrong last four")
+    logger.info("identification failed for account %s (%s)", mask(account_number), reason)
     return None

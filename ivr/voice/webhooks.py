@@ -10,7 +10,7 @@ import time
 from flask import Blueprint, request
 
 import flows
-from flows import KeyPress, PayOutcome, Silence, State
+from flows import KeyPress, Pay, PayOutcome, Silence, State
 from flows.steps import APPROVED, CALLER_HUNG_UP, DECLINED, STAR, UNAVAILABLE, UNREADABLE
 
 from ..extensions import db
@@ -18,6 +18,7 @@ from ..masking import mask
 from ..models import Account, utcnow
 from ..money import charge
 from ..monitoring import metrics
+from ..twilio.signatures import call_sid as signed_call_sid
 from ..twilio.signatures import twilio_signed
 from . import call_rows
 from . import events as call_events
@@ -89,7 +90,7 @@ def _read_for_step(call_sid: str, attempt: int) -> CallRow | None:
 def incoming_call():
     """A call comes in: greet the caller (or repeat the greeting if Twilio asks twice)."""
     form = request.form
-    call_sid = form.get("CallSid", "")
+    call_sid = signed_call_sid()
     call = call_rows.read(call_sid)
     if call is not None and call.last_twiml:
         return xml_response(call.last_twiml)
@@ -120,7 +121,7 @@ def _replay_or_none(call: CallRow | None) -> str | None:
 @twilio_signed
 def step():
     """A ``<Gather>`` answered (``Digits``) or timed out (no ``Digits``): advance the flow."""
-    call_sid = request.form.get("CallSid", "")
+    call_sid = signed_call_sid()
     event = KeyPress(request.form["Digits"]) if request.form.get("Digits") else Silence()
     for attempt in range(OPTIMISTIC_TRIES + 1):
         call = _read_for_step(call_sid, attempt)
@@ -142,9 +143,15 @@ def step():
 def pay_result():
     """``<Pay>`` finished: charge the token once, then tell the caller how it went."""
     form = request.form
-    call_sid = form.get("CallSid", "")
+    call_sid = signed_call_sid()
     call = call_rows.lock(call_sid)
     replay = _replay_or_none(call)
+    if replay is None and not _waiting_for_card(call):
+        # Only a call waiting in a <Pay> has a card to charge. A result posted to any other step
+        # (after the approval, say, with the confirmation's own seq) is no <Pay> we asked for.
+        assert call is not None
+        logger.warning("call %s: <Pay> result while at %s, not card entry: ignored", call_sid, call.state)
+        replay = _saved_answer(call)
     if replay is not None:
         call_rows.release()
         return xml_response(replay)
@@ -153,15 +160,10 @@ def pay_result():
     result = form.get("Result", "")
     token = form.get("PaymentToken", "")
     if result == "success" and token:
-        if _charge_in_flight(call, seq):
-            call = _wait_for_other_delivery(call_sid, seq)
-            if call is None or call.seq != seq:
-                call_rows.release()
-                return xml_response(_saved_answer(call))
-        outcome = _charge(call, token, form)
+        outcome = _charge_until_known(call, token, form)
         call = call_rows.lock(call_sid)  # re-taken: the charge ran without holding the row
-        if call is None or call.seq != seq:
-            call_rows.release()
+        if outcome is None or call is None or call.seq != seq:
+            call_rows.release()  # another delivery of this result answered: say what it said
             return xml_response(_saved_answer(call))
     else:
         label = _PAY_RESULT_LABELS.get(result, UNAVAILABLE)
@@ -174,45 +176,52 @@ def pay_result():
     return xml_response(twiml)
 
 
-CHARGE_WAIT_SECONDS = 10.0
+def _waiting_for_card(call: CallRow | None) -> bool:
+    """The call is at a step that expects a ``<Pay>`` result (card entry)."""
+    return call is not None and call.state in State.__members__ and isinstance(flows.FLOW[State(call.state)].expect, Pay)
 
 
-def _charge_in_flight(call: CallRow, seq: int) -> bool:
-    """Another delivery of this same <Pay> result is charging right now."""
-    return (call.data or {}).get("charging_seq") == seq
+# A delivery of a <Pay> result asks Stripe at once, with the attempt's idempotency key, what became
+# of the attempt: Stripe returns the first request's result, or charges if no request reached it.
+# Only while Stripe says a request with that key is still running (another delivery's, live or
+# from a process that has just died) does it wait, asking again every so often, for this long at
+# most: well inside the 15 s Twilio waits for an answer (docs/architecture.md).
+IN_PROGRESS_WAIT_SECONDS = 5.0
+IN_PROGRESS_POLL_SECONDS = 0.5
 
 
-def _wait_for_other_delivery(call_sid: str, seq: int) -> CallRow | None:
-    """Let the first delivery finish and reuse its answer; after a while assume it died and go on.
+def _charge_until_known(call: CallRow, token: str, form) -> PayOutcome | None:
+    """Charge through the one charge step until Stripe knows the outcome; commits, holds no lock.
 
-    Going on is safe: the attempt key is the same, so Stripe answers with the same charge.
+    None when another delivery of this same result answered the caller meanwhile.
     """
-    deadline = time.monotonic() + CHARGE_WAIT_SECONDS
-    call = None
-    while time.monotonic() < deadline:
-        call_rows.release()  # let the other delivery take the row
-        time.sleep(0.1)
-        call = call_rows.lock(call_sid)
-        if call is None or call.seq != seq:
-            return call
-    return call
+    deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
+    seq = call.seq
+    while True:
+        outcome, in_progress = _charge(call, token, form)
+        if not in_progress or time.monotonic() >= deadline:
+            return outcome  # after the wait: "not charged, try again" (Stripe's webhook settles it)
+        call_rows.release()  # no transaction left open while waiting
+        time.sleep(IN_PROGRESS_POLL_SECONDS)
+        locked = call_rows.lock(call.call_sid)
+        if locked is None or locked.seq != seq:
+            call_rows.release()
+            return None
+        call = locked
 
 
-def _charge(call: CallRow, token: str, form) -> PayOutcome:
-    """Charge the token through the one charge step, marking the call as charging. Returns the flow outcome."""
+def _charge(call: CallRow, token: str, form) -> tuple[PayOutcome, bool]:
+    """Charge the token through the one charge step; the flow outcome, and whether Stripe was still
+    running another request of this same attempt (so the outcome is not known yet)."""
     data = dict(call.data or {})
     account = db.session.get(Account, call.account_id) if call.account_id else None
-    amount = int(data.get("amount_cents", 0))
+    amount = int(data.get("amount_cents") or 0)
+    # A fee the caller accepted by a key (the flow's FEE_CONFIRM); none on an agent's transfer.
+    fee = int(data.get("fee_cents") or 0)
     if account is None or amount <= 0:
         logger.error("call %s reached <Pay> without an account or amount", call.call_sid)
-        return PayOutcome(UNAVAILABLE)
+        return PayOutcome(UNAVAILABLE), False
     attempts = int(data.get("pay_attempts", 0)) + 1
-
-    def mark_charging(payment) -> None:
-        # Saved in the attempt's commit: a redelivery of this result then waits for this charge.
-        call.data = {**data, "charging_seq": call.seq}
-        call_rows.save(call)  # locked: cannot fail
-
     charged = charge.charge_token(
         account,
         amount,
@@ -224,11 +233,12 @@ def _charge(call: CallRow, token: str, form) -> PayOutcome:
         language=call.language,
         caller=call.from_number,
         customer=form.get("ProfileId") or None,
-        before_commit=mark_charging,
+        fee_cents=fee,
     )
     if charged.status == charge.UNAVAILABLE:
-        logger.warning("call %s: payment processor unavailable", call.call_sid)
-        return PayOutcome(UNAVAILABLE, {"pay_attempts": attempts})
+        logger.warning("call %s: payment processor %s", call.call_sid,
+                       "still running this attempt" if charged.in_progress else "unavailable")
+        return PayOutcome(UNAVAILABLE, {"pay_attempts": attempts}), charged.in_progress
     payment = charged.payment
     assert payment is not None
     if charged.status == charge.APPROVED:
@@ -238,17 +248,18 @@ def _charge(call: CallRow, token: str, form) -> PayOutcome:
                 "pay_attempts": attempts,
                 "confirmation_number": payment.confirmation_number,
                 "paid_cents": payment.amount_cents,
+                "paid_fee_cents": payment.fee_cents,
                 "payment_id": payment.id,
             },
-        )
-    return PayOutcome(DECLINED, {"pay_attempts": attempts, "decline_code": charged.decline_code})
+        ), False
+    return PayOutcome(DECLINED, {"pay_attempts": attempts, "decline_code": charged.decline_code}), False
 
 
 @bp.post("/twilio/voice/pay-status")
 @twilio_signed
 def pay_status():
     """``<Pay>`` progress: remember which field the caller is entering (agents see it)."""
-    call = call_rows.lock(request.form.get("CallSid", ""))
+    call = call_rows.lock(signed_call_sid())
     if call is not None:
         field = request.form.get("For")
         if field:
@@ -263,7 +274,7 @@ def pay_status():
 @twilio_signed
 def call_status():
     """Call status callback: record the status and close the call's session when it has ended."""
-    record_status(request.form.get("CallSid", ""), request.form)
+    record_status(signed_call_sid(), request.form)
     call_rows.release()
     return ("", 204)
 

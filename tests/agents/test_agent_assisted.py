@@ -409,3 +409,18 @@ def test_another_agent_can_follow_the_session(app, client, make_account, key, fa
     other = new_agent(app, "Blake")
     seen = client.get(f"/api/agent/assisted/{s.id}", headers=bearer(other))
     assert seen.status_code == 200 and seen.get_json()["agent"] == "Alex Agent"
+
+
+def test_a_convenience_fee_is_not_charged_on_an_assisted_payment(app, client, make_account, key, fake_twilio, stripe_api):
+    app.config["CONVENIENCE_FEE_CENTS"] = 250  # the co-op charges callers who pay on their own
+    make_account()
+    s, _ = start(client, key, fake_twilio)
+    capture_all(s)
+    s.act("complete")
+    done = s.twilio(Result="success", PaymentToken="pm_card_visa", ProfileId="",
+                    PaymentCardNumber="xxxxxxxxxxxx4242", PaymentCardType="visa")
+    assert done["status"] == "approved" and done["amount"] == "40.00"
+    (charge,) = stripe_api.successful_charges
+    assert charge["amount"] == 4000
+    with app.app_context():
+        assert db.session.scalar(sa.select(Payment.fee_cents)) == 0

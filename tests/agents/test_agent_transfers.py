@@ -190,7 +190,7 @@ def test_ivr_worker_sends_agent_status_callbacks_too(
         hook.add(responses.POST, HOOK, status=204)
         result = CliRunner().invoke(main, ["worker", "--once"])
         assert result.exit_code == 0, result.output
-        assert "callbacks: " in result.output
+        assert "Sent 1 status callback to agents' systems" in result.stdout
         assert [json.loads(c.request.body)["id"] for c in hook.calls] == [transfer_id]
 
 
@@ -811,3 +811,19 @@ def test_a_double_click_opens_one_transfer_not_two(app, make_account, key, fake_
     assert sorted(answers) == [201, 409]
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Transfer)) == 1
+
+
+def test_a_convenience_fee_is_not_charged_on_an_agents_transfer(app, client, make_account, key, fake_twilio, stripe_api):
+    app.config["CONVENIENCE_FEE_CENTS"] = 250  # the co-op charges callers who pay on their own
+    make_account()
+    call_sid, transfer_id = start_transfer(client, key, fake_twilio)
+    call = enter_secure_pay(client, fake_twilio, call_sid)
+    call.press("1")
+    assert call.root.xpath("./Pay") and "fee" not in call.said()
+    call.pay("pm_card_visa")
+    assert "was approved" in call.said() and "fee" not in call.said()
+    assert status_of(client, key, transfer_id)["status"] == "approved"
+    (charge,) = stripe_api.successful_charges
+    assert charge["amount"] == 5025 and "fee_cents" not in charge["metadata"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(Payment.fee_cents)) == 0

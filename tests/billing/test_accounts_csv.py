@@ -290,3 +290,18 @@ def test_import_command_lists_bad_lines_and_exits_1(session, database_url, tmp_p
     assert err[0].startswith("line 3: balance")
     assert err[1].startswith("line 4: language")
     assert session.scalar(sa.select(sa.func.count()).select_from(Account)) == 0
+
+
+def test_import_command_counts_one_account_and_one_problem_in_the_singular(session, database_url, tmp_path):
+    good = tmp_path / "one.csv"
+    good.write_text(HEADER + "12345-001,Ann Lee,(202) 555-0143,1.00,2026-12-01,,en\n", encoding="utf-8")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "12345-002,Bob Lee,(202) 555-0144,1.001,2026-12-01,,en\n", encoding="utf-8")
+    env = {"DATABASE_URL": database_url}
+
+    imported = CliRunner().invoke(main, ["accounts", "import", str(good)], env=env)
+    refused = CliRunner().invoke(main, ["accounts", "import", str(bad)], env=env)
+
+    assert imported.stdout == "Imported 1 account: 1 new, 0 updated, 0 unchanged\n"
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines()[-1] == "1 problem on 1 line; nothing was imported"

@@ -139,13 +139,15 @@ def test_readme_flow_table_matches_the_code():
 class FakeContext:
     """A 10-line CallContext for engine tests."""
 
-    def __init__(self, data=None, accounts=(), agent=False, correct=("12345001", "0143")):
+    def __init__(self, data=None, accounts=(), agent=False, correct=("12345001", "0143"), fee=0, paid=()):
         self.data = dict(data or {})
         self.agent_available = agent
         self.min_payment_cents = 100
         self.max_payment_cents = None
+        self.convenience_fee_cents = fee
         self._accounts = list(accounts)
         self._correct = correct
+        self._paid = list(paid)
         self.identified = None
 
     def caller_accounts(self):
@@ -159,6 +161,9 @@ class FakeContext:
         if ok:
             self.identified = AccountView(number, 5000, 0, None, "en", "active")
         return ok
+
+    def recent_payments(self, limit):
+        return self._paid[:limit]
 
 
 def test_engine_walks_from_greeting_to_card_entry_without_io():
@@ -230,3 +235,41 @@ def test_callback_entry_adopts_a_spanish_members_language():
     ctx.identified = AccountView("12345001", 12345, 0, None, "es", "active")
     turn = start(Entry.CALLBACK, ctx)
     assert turn.state == State.CALLBACK_WELCOME and turn.language("en") == "es"
+
+
+class CountingContext(FakeContext):
+    """Counts identification attempts: a key that is not a key must never reach one."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.verified = []
+
+    def verify(self, number, last4):
+        self.verified.append((number, last4))
+        return super().verify(number, last4)
+
+
+@pytest.mark.parametrize("keyed", ["\u0660\u0661\u0664\u0663", "\uff10\uff11\uff14\uff13", "01\u00b43", "0 43", "\u00b2"])
+@pytest.mark.parametrize(
+    ("state", "data"),
+    [(State.ENTER_LAST4, {"candidate": "12345001"}), (State.ENTER_ACCOUNT, {}), (State.ENTER_AMOUNT, {}),
+     (State.CHOOSE_ACCOUNT, {"choices": ["12345001", "12345002"]}), (State.SUMMARY, {}), (State.WELCOME, {})],
+)
+def test_only_ascii_keypad_keys_are_keys(state, data, keyed):
+    ctx = CountingContext(data=data)
+    ctx.identified = AccountView("12345001", 5000, 0, None, "en", "active")
+    turn = advance(state, KeyPress(keyed), ctx)
+    assert turn.state == state and turn.say[0].key == "invalid_key"  # explained like a wrong key
+    assert turn.updates == {"invalid": 1} and ctx.verified == []
+
+
+@pytest.mark.parametrize("keyed", ["\u0661\u0662\u0663\u0664\u0665\u0660\u0660\u0661", "\uff15\uff10", "\u00b2"])
+def test_the_decisions_take_ascii_digits_only(keyed):
+    from flows import decisions as d
+
+    ctx = CountingContext(data={"candidate": "12345001", "choices": ["12345001", "12345002"]})
+    ctx.identified = AccountView("12345001", 5000, 0, None, "en", "active")
+    assert d.take_account_number(keyed, ctx).label == "invalid"
+    assert d.parse_amount(keyed, ctx).label == "invalid"
+    assert d.pick_listed_account(keyed, ctx).label == "invalid"
+    assert d.verify_caller((keyed * 4)[:4], ctx).label == "invalid" and ctx.verified == []

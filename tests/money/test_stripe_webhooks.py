@@ -10,6 +10,7 @@ from helpers import CallActions, send_event
 
 from ivr.extensions import db
 from ivr.models import Account, Payment, ProcessedEvent
+from ivr.money.models import MoneyMovement
 from ivr.outbox.models import OutboxMessage
 
 
@@ -65,6 +66,26 @@ def test_unrecorded_charge_is_settled_from_the_succeeded_event_once(app, client,
     (again,), balance, receipts = state(app)
     assert again.confirmation_number == payment.confirmation_number
     assert balance == 12345 - 5000 and len(receipts) == 1
+
+
+def test_an_unrecorded_charge_with_a_fee_is_settled_as_the_call_would_have(app, client, make_account, caplog):
+    account_id = make_account()
+    with app.app_context():
+        payment = Payment(attempt_key="CAdead:9", account_id=account_id, amount_cents=5000, fee_cents=250,
+                          call_sid="CAdead", channel="ivr", language="es", receipt_to="+12025550143")
+        db.session.add(payment)
+        db.session.commit()
+        db.session.refresh(payment)
+        db.session.expunge(payment)
+    send_event(client, "payment_intent.succeeded", intent(payment, amount=5250))
+    (settled,), balance, (receipt,) = state(app)
+    assert (settled.status, settled.amount_cents, settled.fee_cents) == ("succeeded", 5000, 250)
+    assert balance == 12345 - 5000  # the fee is not the bill's
+    assert "recibimos su pago de $50.00" in receipt.body and "cargo por servicio de $2.50 ($52.50 en total)" in receipt.body
+    assert "differs" not in caplog.text  # Stripe's amount is ours: the amount and the fee
+    with app.app_context():
+        moved = db.session.execute(sa.select(MoneyMovement.type, MoneyMovement.amount_cents).order_by(MoneyMovement.id))
+        assert [tuple(m) for m in moved] == [("payment", 5000), ("fee", 250)]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +147,6 @@ def test_refund_and_dispute_show_in_the_records_and_the_balance(app, client, pen
 
 def test_crash_between_charge_and_commit_ends_with_one_charge_and_one_receipt(app, client, make_account, stripe_api, monkeypatch):
     from ivr.money import ledger
-    from ivr.voice import webhooks as voice
 
     make_account()
     call = CallActions(client)
@@ -147,7 +167,6 @@ def test_crash_between_charge_and_commit_ends_with_one_charge_and_one_receipt(ap
 
     # Twilio (or the caller's retry) delivers the same <Pay> result again: same key, same charge.
     monkeypatch.setattr(ledger, "settle", real_settle)
-    monkeypatch.setattr(voice, "CHARGE_WAIT_SECONDS", 0.3)
     call.post(pay_url, call.last_pay_params)
     assert "was approved" in call.said()
     # ... and Stripe's webhook arrives too.
@@ -156,3 +175,13 @@ def test_crash_between_charge_and_commit_ends_with_one_charge_and_one_receipt(ap
     (payment,), balance, receipts = state(app)
     assert payment.status == "succeeded" and balance == 0
     assert len(stripe_api.successful_charges) == 1 and len(receipts) == 1
+
+
+@pytest.mark.parametrize("payment_id", ["9" * 30, "\u00b2", "\u0661", "-1"])
+def test_an_event_whose_metadata_names_no_possible_payment_is_answered_2xx_and_changes_nothing(
+    app, client, pending_payment, payment_id
+):
+    obj = intent(pending_payment, metadata={"payment_id": payment_id})
+    assert send_event(client, "payment_intent.succeeded", obj).status_code == 200
+    (payment,), balance, receipts = state(app)
+    assert payment.status == "pending" and balance == 12345 and receipts == []

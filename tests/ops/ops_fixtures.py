@@ -3,6 +3,8 @@
 import re
 from datetime import UTC, date, datetime, timedelta
 
+import lxml.html
+
 from ivr.agents.keys import create_agent
 from ivr.extensions import db
 from ivr.models import Account, CallSession, Payment
@@ -29,6 +31,12 @@ def staff(app, client, role: str, name: str | None = None):
 def token_of(client, path: str) -> str:
     """The CSRF token on a page the signed-in client opens."""
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def cells(html: str, table_id: str) -> list[list[str]]:
+    """The text of each row's cells in the table with ``table_id``."""
+    table = lxml.html.fromstring(html).get_element_by_id(table_id)
+    return [[c.text_content().strip() for c in row.xpath("./td|./th")] for row in table.xpath(".//tbody/tr")]
 
 
 def _payment(account, **fields):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from ops_fixtures import DAY, seed_day, staff, token_of
+from ops_fixtures import DAY, cells, seed_day, staff, token_of
 
 from ivr.agents.models import AuditEntry
 from ivr.extensions import db
@@ -92,6 +92,29 @@ def test_an_admin_refunds_part_of_a_payment_once_however_often_the_form_is_sent(
         assert [(e.agent_name, e.outcome, e.subject) for e in entries] == [("Morgan", "refunded", confirmation)] * 2
 
 
+def test_a_payment_with_a_convenience_fee_shows_it_and_an_admin_refunds_all_that_was_charged(app, client, stripe_api,
+                                                                                              make_account):
+    account_id = make_account()
+    with app.app_context():
+        paid = charge_token(db.session.get(Account, account_id), 5000, "CAops:1", "pm_card_visa", channel="ivr",
+                            call_sid=None, language="en", caller="+12025550143", fee_cents=250)
+        db.session.commit()
+        confirmation = paid.payment.confirmation_number
+    staff(app, client, "admin", "Morgan")
+    page = text(client.get(f"/ops/payments/{confirmation}"))
+    assert "$2.50 ($52.50 charged)" in page and "$0.00 refunded; $52.50 remains." in page
+    token = token_of(client, f"/ops/payments/{confirmation}")
+    too_much = client.post(f"/ops/payments/{confirmation}/refund", data={"csrf_token": token, "amount": "52.51"})
+    assert too_much.status_code == 400
+    number = re.search(r'name="request_number" value="(\d+)"', page).group(1)
+    done = client.post(f"/ops/payments/{confirmation}/refund",
+                       data={"csrf_token": token, "amount": "52.50", "request_number": number})
+    assert done.status_code == 303 and [r["amount"] for r in stripe_api.refunds] == [5250]
+    assert "$52.50 refunded; $0.00 remains." in text(client.get(f"/ops/payments/{confirmation}"))
+    with app.app_context():
+        assert db.session.get(Account, account_id).balance_cents == 12345  # the bill's 50.00 is owed again
+
+
 def test_a_refund_of_more_than_remains_is_refused_in_words(app, client, day):
     staff(app, client, "admin")
     token = token_of(client, "/ops/payments/AB12CD34")
@@ -128,14 +151,6 @@ def test_ops_and_agent_posts_without_the_token_are_refused(app, client, day):
 
 
 # --- Today ----------------------------------------------------------------------------------------------
-
-
-def cells(html: str, table_id: str) -> list[list[str]]:
-    """The text of each row's cells in the table with ``table_id``."""
-    import lxml.html
-
-    table = lxml.html.fromstring(html).get_element_by_id(table_id)
-    return [[c.text_content().strip() for c in row.xpath("./td|./th")] for row in table.xpath(".//tbody/tr")]
 
 
 def test_today_shows_the_days_money_declines_receipts_and_funnel(app, client, day):

@@ -336,6 +336,31 @@ def test_charge_auth_rate_limit_and_idempotency_errors_are_unavailable(rsps, sta
         charge(gateway())
 
 
+IN_USE = {"type": "idempotency_error", "code": "idempotency_key_in_use",
+          "message": "There is currently another in-progress request using this Idempotent Key "
+                     "(that probably means you submitted twice, and the other request is still going through)."}
+
+
+@pytest.mark.parametrize("status", [409, 400])
+def test_charge_whose_key_is_still_in_use_raises_in_progress_not_a_decline(rsps, status):
+    from payments import ChargeInProgress
+
+    stripe_error(rsps, INTENTS, status, IN_USE)
+    with pytest.raises(ChargeInProgress) as raised:
+        charge(gateway())
+    assert isinstance(raised.value, PaymentUnavailable)  # callers that do not ask hear "try later"
+    assert rsps.calls[0].request.headers["Idempotency-Key"] == KEY
+
+
+def test_the_sdk_retries_a_409_before_reporting_in_progress_and_takes_the_result_once_there(rsps, monkeypatch):
+    monkeypatch.setattr(stripe._http_client.HTTPClient, "_sleep_time_seconds", lambda self, n, response=None: 0)
+    stripe_error(rsps, INTENTS, 409, IN_USE)
+    rsps.add(responses.POST, INTENTS, json=intent())
+    result = charge(gateway(max_network_retries=2))
+    assert result.approved and len(rsps.calls) == 2
+    assert {c.request.headers["Idempotency-Key"] for c in rsps.calls} == {KEY}
+
+
 def test_charge_connection_error_raises_unavailable(rsps):
     rsps.add(
         responses.POST, INTENTS, body=requests.exceptions.ConnectionError("connection refused")

@@ -292,7 +292,7 @@ def test_cli_dry_run_prints_the_texts_and_queues_nothing(app, make_account, cloc
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("…0143\ten\tRiverbend Electric Cooperative: $123.45 is due Dec 5.")
     assert "+12025550143" not in result.output
-    assert lines[-1].startswith("dry run: selected 2, would queue 1, skipped 1 (nothing_due 1)")
+    assert lines[-1].startswith("Dry run: would queue 1 reminder for 2 bills in the window; skipped 1 (1 nothing due) in ")
     assert outbox(app) == []
     assert run(app).queued == 1  # the dry run claimed nothing
 
@@ -305,8 +305,12 @@ def test_cli_send_queues_and_summarises_by_reason(app, make_account, clock, cli_
     second = CliRunner().invoke(main, ["reminders", "send"])
 
     assert first.exit_code == 0, first.output
-    assert "selected 2, queued 1, skipped 1 (inactive 1)" in first.output
-    assert "selected 2, queued 0, skipped 2 (inactive 1, already_reminded 1)" in second.output
+    assert first.stdout.startswith("Queued 1 reminder for 2 bills in the window; skipped 1 (1 account not active) in ")
+    assert second.stdout.startswith(
+        "Queued 0 reminders for 2 bills in the window; skipped 2 (1 account not active, 1 already reminded) in "
+    )
+    # Said once: the summary is not also logged beside it.
+    assert first.output.count("in the window") == 1
     assert len(outbox(app)) == 1
 
 

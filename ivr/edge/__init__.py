@@ -1,0 +1,1 @@
+"""What every request meets before a view runs: the request size limits."""
