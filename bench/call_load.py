@@ -39,18 +39,23 @@ CALL_WEBHOOKS = 11  # webhooks in one simulated call (each followed by the think
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def prepare_database(accounts: int) -> str:
-    """A fresh PostgreSQL database with migrations applied and ``accounts`` members."""
-    name = "ivr_bench"
+def create_database(name: str) -> str:
+    """An empty PostgreSQL database ``name`` (an earlier run's is dropped first); returns its URL."""
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    from ivr.migrate import upgrade
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
-    upgrade(url)
+
+def member_phone(i: int) -> str:
+    """The phone on file of the ``i``-th bench member (the caller ID its calls come from)."""
+    return f"+1202{5550000 + i:07d}"[:12]
+
+
+def add_members(url: str, accounts: int) -> None:
+    """``accounts`` members in a migrated database, each with its own phone and a balance no run uses up."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(
@@ -59,9 +64,18 @@ def prepare_database(accounts: int) -> str:
                 " language, status, created_at, updated_at) VALUES (:n, 'Bench Member', :p, 100000000, 0,"
                 " '2026-12-05', 'en', 'active', now(), now())"
             ),
-            [{"n": f"9{i:07d}", "p": f"+1202{5550000 + i:07d}"[:12]} for i in range(accounts)],
+            [{"n": f"9{i:07d}", "p": member_phone(i)} for i in range(accounts)],
         )
     engine.dispose()
+
+
+def prepare_database(accounts: int) -> str:
+    """A fresh PostgreSQL database with migrations applied and ``accounts`` members."""
+    url = create_database("ivr_bench")
+    from ivr.migrate import upgrade
+
+    upgrade(url)
+    add_members(url, accounts)
     return url
 
 
@@ -119,8 +133,9 @@ class Caller:
             return None
         return etree.fromstring(data) if data.startswith(b"<?xml") else None
 
-    def one_call(self) -> None:
-        sid = "CA" + uuid.uuid4().hex
+    def one_call(self, sid: str | None = None) -> None:
+        """Place one whole call (CallSid ``sid``, else a new one)."""
+        sid = sid or "CA" + uuid.uuid4().hex
         common = {"CallSid": sid, "AccountSid": "AC" + "b" * 32, "From": self.phone, "To": "+18005550100",
                   "Direction": "inbound", "CallStatus": "in-progress", "ApiVersion": "2010-04-01"}
         base = self.base
@@ -170,7 +185,7 @@ def _drive_share(port: int, base: str, numbers: list[int], bare: bool, think: fl
     stop = threading.Event()
     callers = []
     for i in numbers:
-        phone = f"+1202{5550000 + i:07d}"[:12]
+        phone = member_phone(i)
         callers.append(Caller(port, base, phone, phone[-4:], bare, results, stop, think))
     threads = [threading.Thread(target=c.run, daemon=True) for c in callers]
     for t in threads:
