@@ -195,7 +195,7 @@ def choose_from_summary(digits: str, ctx: CallContext) -> Decision:
 # --- payment history -------------------------------------------------------------------------
 
 # How each channel's payment is said; a channel without words of its own is "by card".
-_PAID_BY = {"ivr": "paid_by_phone", "agent": "paid_with_agent", "callback": "paid_on_our_call"}
+_PAID_BY = {"ivr": "paid_by_phone", "agent": "paid_with_agent", "callback": "paid_on_our_call", "sms": "paid_by_text"}
 
 
 def payment_history(ctx: CallContext) -> tuple[Prompt, ...]:

@@ -4,6 +4,7 @@ import csv
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,12 +43,38 @@ def _print_accounts(csv_text: str) -> None:
         click.echo(f"  {digits:<10} last four {phone_digits[-4:]}  {note}  {row['name']}" + (f"  ({', '.join(extras)})" if extras else ""))
 
 
+DEMO_AGENT = "Demo Admin"  # role admin: the /agent console and /ops both open with its key
+DEMO_CALLER = "+12025550143"  # Dana, whose phone has two accounts
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something already listens on ``host:port`` (the server would fail to bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR as the server sets it: a port left in TIME_WAIT is free, a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 @click.command()
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), show_default="$PORT or 5000", type=int,
               help="port of the demo's web server")
 @click.option("--workers", default=2, show_default=True, type=int, help="web server processes")
-def demo_command(port: int, workers: int) -> None:
+@click.option(
+    "--send-reminders",
+    is_flag=True,
+    help="queue reminder texts for bills due soon and send them at once, ignoring quiet hours",
+)
+def demo_command(port: int, workers: int, send_reminders: bool) -> None:
     """Create the embedded database, load demo accounts, run the web server and worker."""
+    # Refuse a busy port before touching the database or starting anything.
+    if port_in_use(port):
+        click.echo(f"Error: port {port} is already in use; stop what uses it or run ivr demo --port <another>", err=True)
+        sys.exit(1)
+    port_from_env = os.environ.get("PORT") == str(port)
     instance = Path.cwd() / "instance"
     instance.mkdir(exist_ok=True)
     env = dict(os.environ)
@@ -71,7 +98,12 @@ def demo_command(port: int, workers: int) -> None:
     app = create_app()
     with app.app_context():
         report = import_accounts(db.session, io.StringIO(csv_text))
+        agent_key = _demo_agent_key()
+        link = _reminder_link()
+        reminders = _queue_reminders() if send_reminders else None
     click.echo(f"Database ready: {database_label(env['DATABASE_URL'])}. {report.summary()}.")
+    if reminders:
+        click.echo(f"Reminders (quiet hours ignored): {reminders}")
 
     ivr = [sys.executable, "-m", "ivr.cli"]
     children = [
@@ -80,11 +112,20 @@ def demo_command(port: int, workers: int) -> None:
     ]
     try:
         _wait_until_up(port, children[0])
+        base = f"http://127.0.0.1:{port}"
         click.echo("")
         _print_accounts(csv_text)
-        url = "" if port == 5000 or os.environ.get("PORT") == str(port) else f" --url http://127.0.0.1:{port}"
-        click.echo(f"Place a call:   ivr call{url} --from +12025550143   (Dana's phone; scripted: add --keys \"_ 1 0143 1\" --card 4242424242424242,12/30,123,30301)")
+        click.echo("")
+        url = "" if port == 5000 or port_from_env else f" --url {base}"
+        click.echo(f"Web address:    {base}")
+        click.echo(f"Agent console:  {base}/agent   name: {DEMO_AGENT}   key: {agent_key}")
+        click.echo(f"Operations:     {base}/ops   (same name and key; the key is new each time the demo starts)")
+        if link:
+            click.echo(f"Reminder link:  {link}   (Dana's bill; \"Call me now\" calls her back)")
+        click.echo(f"Place a call:   ivr call{url} --from {DEMO_CALLER}   (Dana's phone; scripted: add --keys \"_ 1 0143 1\" --card 4242424242424242,12/30,123,30301)")
         click.echo("Texts appear:   right here, printed by the worker as it sends them (sandbox SMS).")
+        if not send_reminders:
+            click.echo("Reminders:      ivr demo --send-reminders texts them at once, even in quiet hours.")
         click.echo("Ctrl-C stops the server and the worker.")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -102,7 +143,7 @@ def demo_command(port: int, workers: int) -> None:
                 child.kill()
 
 
-def _wait_until_up(port: int, server: subprocess.Popen, timeout: float = 30.0) -> None:
+def _wait_until_up(port: int, server: subprocess.Popen, timeout: float = 90.0) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
@@ -115,3 +156,48 @@ def _wait_until_up(port: int, server: subprocess.Popen, timeout: float = 30.0) -
         except OSError:
             time.sleep(0.2)
     raise click.ClickException(f"the web server did not answer on port {port} within {timeout:.0f} s")
+
+
+def _demo_agent_key() -> str:
+    """A fresh key for the demo's admin agent, creating the agent on the first run."""
+    import sqlalchemy as sa
+
+    from .agents.keys import create_agent, rotate_key
+    from .agents.models import Agent
+    from .extensions import db
+
+    agent = db.session.scalar(sa.select(Agent).where(Agent.name == DEMO_AGENT))
+    if agent is None:
+        agent, key = create_agent(DEMO_AGENT, role="admin")
+    else:
+        # Keys are stored hashed, so a second run cannot show the old one: it makes a new one.
+        key = rotate_key(agent)
+        agent.role = "admin"
+    db.session.commit()
+    return key
+
+
+def _reminder_link() -> str | None:
+    """An ``/r/<token>`` link to Dana's first bill, as a reminder text would carry it."""
+    import sqlalchemy as sa
+
+    from .extensions import db
+    from .models import Account
+    from .reminders import clock, tokens
+    from .reminders.settings import settings
+
+    account = db.session.scalar(
+        sa.select(Account).where(Account.phone == DEMO_CALLER).order_by(Account.account_number)
+    )
+    if account is None:
+        return None
+    cfg = settings()
+    token = tokens.issue(cfg.secret_key, account.id, account.phone, clock.now())
+    return f"{cfg.public_base_url}/r/{token}"
+
+
+def _queue_reminders() -> str:
+    """Queue reminders for bills due in the next 14 days, sent at once whatever the hour."""
+    from .reminders import selection
+
+    return selection.run(days_before=14, respect_quiet_hours=False).summary()

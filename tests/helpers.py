@@ -203,11 +203,14 @@ class StripeFake:
         if card is None:
             answer = _stripe_error(400, {"type": "invalid_request_error", "code": "resource_missing",
                                          "param": "payment_method", "message": f"No such PaymentMethod: '{pm}'"})
-        elif card.decline_code:
-            intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "decline_code": card.decline_code}
-            own_code = card.decline_code in ("expired_card", "incorrect_cvc", "processing_error")
-            code = card.decline_code if own_code else "card_declined"
-            answer = _stripe_error(402, {"type": "card_error", "code": code, "decline_code": card.decline_code,
+        elif decline_code := (
+            (card.off_session_decline_code or card.decline_code) if form.get("off_session") == "true"
+            else card.decline_code  # a saved card charged off-session may fail where it paid on the keypad
+        ):
+            intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "decline_code": decline_code}
+            own_code = decline_code in ("expired_card", "incorrect_cvc", "processing_error", "authentication_required")
+            code = decline_code if own_code else "card_declined"
+            answer = _stripe_error(402, {"type": "card_error", "code": code, "decline_code": decline_code,
                                          "message": "Your card was declined.", "payment_intent": intent})
         else:
             intent.update(status="succeeded", amount_received=intent["amount"])

@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 
-from prompts.amounts import decimal
+from prompts.amounts import decimal, dollars
+from prompts.dates import long_date
 
 from ..billing.accounts_csv import normalise_account_number
 from ..extensions import db
@@ -183,6 +184,11 @@ def lookup_account(caller: Caller):
         language=account.language,
         payable=account.status == "active" and account.balance_cents > 0,
         max_amount=decimal(max(limit, 0)),
+        # Display strings beside the raw values, so the console shows what people read.
+        balance_text=dollars(account.balance_cents),
+        past_due_text=dollars(account.past_due_cents),
+        due_date_text=long_date(account.due_date, "en") if account.due_date else None,
+        max_amount_text=dollars(max(limit, 0)),
     )
 
 

@@ -1,8 +1,10 @@
 """Incoming texts: ``POST /twilio/sms`` answers keywords with a TwiML ``<Message>``.
 
-``PAY``/``PAGAR`` asks for the same callback as the reminder page (phone on file, same limits),
-``BAL``/``SALDO`` replies with the balance, the STOP family and START record reminder consent per
-phone number, ``HELP`` says who we are. A number with no account gets a generic reply.
+``PAY``/``PAGAR`` offers to charge the card on file when the account has one ("Reply YES within
+10 minutes…", ``pay_by_text``), else asks for the same callback as the reminder page (phone on
+file, same limits); ``YES``/``SI`` pays that offer. ``BAL``/``SALDO`` replies with the balance, the
+STOP family and START record reminder consent per phone number, ``HELP`` says who we are. A
+number with no account gets a generic reply.
 
 Opt-out and opt-in get an empty answer: Twilio itself confirms STOP and START on the number, and
 refuses any other message to a number that just sent STOP (error 21610).
@@ -19,11 +21,12 @@ from prompts import amounts, dates
 from ..extensions import db
 from ..masking import mask
 from ..models import Account
+from ..money import saved_cards
 from ..phones import national, to_e164
 from ..twilio import adapter as twilio_adapter
 from ..twilio.signatures import twilio_signed
 from ..voice.twiml import xml_response
-from . import callbacks, optouts
+from . import callbacks, optouts, pay_by_text
 from .settings import settings
 from .web import wait_text
 
@@ -35,6 +38,8 @@ OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", 
 OPT_IN = frozenset({"START", "UNSTOP", "YES"})
 HELP = {"HELP": None, "INFO": None, "AYUDA": "es"}
 PAY = {"PAY": None, "PAGAR": "es"}
+# The answer to a pay-by-text offer. YES is also one of Twilio's opt-in words, and still opts in.
+CONFIRM = {"YES": None, "SI": "es", "SÍ": "es"}
 BALANCE = {"BAL": None, "BALANCE": None, "SALDO": "es"}
 MAX_LISTED = 5
 
@@ -79,7 +84,7 @@ def apology_reply():
     except Exception:  # a body that cannot be read at all still gets the apology
         words = []
     keyword = words[0].upper().strip(".!?¡¿,") if words else ""
-    forced = {**HELP, **PAY, **BALANCE}.get(keyword)
+    forced = {**HELP, **PAY, **BALANCE, **CONFIRM}.get(keyword)
     cfg = settings()
     langs = [forced] if forced else list(prompts.LANGUAGES)
     return _reply("\n".join(
@@ -96,13 +101,16 @@ def incoming_sms():
     words = (form.get("Body") or "").strip().split()
     keyword = words[0].upper().strip(".!?¡¿,") if words else ""
     accounts = _accounts(phone)
-    forced = {**HELP, **PAY, **BALANCE}.get(keyword)
+    forced = {**HELP, **PAY, **BALANCE, **CONFIRM}.get(keyword)
     lang = prompts.language(forced or (accounts[0].language if accounts else "en"))
     cfg = settings()
 
     def text(key: str, **params) -> str:
         return prompts.text(f"sms.{key}", lang, org=cfg.org, phone=national(cfg.office_phone), **params)
 
+    # Money moves only on the word alone: "si no pago hoy…" is a question, not a yes.
+    if len(words) == 1 and keyword in CONFIRM:
+        return _confirm(phone, keyword, forced, bool(accounts), text)
     # As with Twilio, only the keyword alone opts out or in ("stop by later" does not).
     if len(words) == 1 and (keyword in OPT_OUT or keyword in OPT_IN):
         if phone is not None:
@@ -116,17 +124,22 @@ def incoming_sms():
             )
         return _reply(None)
     if keyword in HELP:
-        return _reply(text("help"))
+        return _reply(text("help_saved_card" if _any_saved_card(accounts) else "help"))
     if not accounts:
         logger.info("text from %s, which is not on file", mask(form.get("From")))
         return _reply(text("unknown_number"))
     if keyword in BALANCE:
         return _reply(_balance(accounts, lang, text))
     if keyword in PAY:
-        return _pay(accounts, words[1:], lang, text)
+        return _pay(accounts, words[1:], phone, lang, text)
     if keyword.isdigit() and len(keyword) >= 4:  # "5002" in answer to "which account?"
-        return _pay(accounts, words, lang, text)
-    return _reply(text("menu"))
+        return _pay(accounts, words, phone, lang, text)
+    return _reply(text("menu_saved_card" if _any_saved_card(accounts) else "menu"))
+
+
+def _any_saved_card(accounts: list[Account]) -> bool:
+    """Whether PAY from this number can pay by text (for one of its accounts at least)."""
+    return any(saved_cards.saved_card_of(a.id) is not None for a in accounts)
 
 
 def _balance(accounts: list[Account], lang: str, text) -> str:
@@ -151,8 +164,25 @@ def _balance(accounts: list[Account], lang: str, text) -> str:
     return text("balance_many", lines="; ".join(lines))
 
 
-def _pay(accounts: list[Account], rest: list[str], lang: str, text):
-    """Pick the account (asking which when several), then request the callback."""
+def _confirm(phone: str | None, keyword: str, forced: str | None, on_file: bool, text):
+    """``YES``/``SI``: pay the number's pay-by-text offer, or say why nothing was charged."""
+    was_opted_out = phone is not None and optouts.is_opted_out(phone)
+    if phone is not None and keyword in OPT_IN:
+        optouts.set_opted_out(phone, False, keyword)  # Twilio opted the number back in
+        db.session.commit()
+    answer = pay_by_text.confirm(phone, forced) if phone is not None else None
+    if answer is not None:
+        return _reply(answer)
+    if keyword in OPT_IN and (was_opted_out or not on_file):
+        return _reply(None)  # an opt-in, as before pay by text: Twilio confirms it
+    if not on_file:
+        logger.info("text from %s, which is not on file", mask(phone))
+        return _reply(text("unknown_number"))
+    return _reply(text("pay_no_offer"))
+
+
+def _pay(accounts: list[Account], rest: list[str], phone: str | None, lang: str, text):
+    """Pick the account (asking which when several), then offer its saved card or request the callback."""
     digits = "".join(ch for ch in "".join(rest) if ch.isdigit())
     chosen: Account | None = None
     if digits:
@@ -174,6 +204,9 @@ def _pay(accounts: list[Account], rest: list[str], lang: str, text):
         return _reply(text("pay_office_only", last4=chosen.last4))
     if chosen.balance_cents <= 0:
         return _reply(text("pay_nothing_due", last4=chosen.last4))
+    card = saved_cards.saved_card_of(chosen.id)
+    if card is not None and phone is not None:
+        return _reply(pay_by_text.offer(chosen, card, phone, lang))
     outcome = callbacks.request(chosen, source="sms")
     db.session.commit()
     if isinstance(outcome, callbacks.Wait):

@@ -189,8 +189,12 @@ def run(
     progress: Callable[[int], None] | None = None,
     on_text: Callable[[Bill, str], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    respect_quiet_hours: bool = True,
 ) -> RunReport:
     """Queue one reminder per bill in the window; ``progress(n)`` after each chunk of ``n``.
+
+    ``respect_quiet_hours=False`` (``ivr demo --send-reminders`` only) lets the worker send them
+    at once, so a link can be tried at 4 am.
 
     ``on_start(count)`` is told how many texts are about to be queued; ``on_text(bill, body)``
     sees each text (the dry run prints them: its links carry a placeholder, not a real token).
@@ -225,7 +229,7 @@ def run(
                     on_text(bill, reminder_body(cfg, bill, kind, placeholder))
             report.queued += len(chunk)
         else:
-            queued = _queue_chunk(cfg, chunk, kind, now, on_text)
+            queued = _queue_chunk(cfg, chunk, kind, now, on_text, respect_quiet_hours)
             report.queued += queued
             # Another run claimed these bills between our read and our write.
             if queued < len(chunk):
@@ -242,6 +246,7 @@ def _queue_chunk(
     kind: str,
     now: datetime,
     on_text: Callable[[Bill, str], None] | None,
+    respect_quiet_hours: bool = True,
 ) -> int:
     """Claim the chunk's bills and queue their texts in one transaction; return how many."""
     claimed = set(
@@ -277,7 +282,7 @@ def _queue_chunk(
                 "body": body,
                 "account_id": bill.account_id,
                 "status": "queued",
-                "respect_quiet_hours": True,
+                "respect_quiet_hours": respect_quiet_hours,
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,

@@ -9,6 +9,8 @@ from ivr.config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 from .call import DEFAULT_FROM, place_call
 from .caller import parse_card, parse_keys
+from .texts import send_texts
+from .transcript import Printer
 
 
 def _check_keys(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -99,6 +101,12 @@ def _check_cards(
     help="Print the transcript as JSON (live view goes to stderr).",
 )
 @click.option("--speak", is_flag=True, help="Read prompts aloud with espeak-ng.")
+@click.option(
+    "--text",
+    "texts",
+    multiple=True,
+    help='Text this to the number instead of calling (to /twilio/sms); repeat for a conversation: --text PAY --text YES.',
+)
 def call_command(
     url,
     from_,
@@ -113,13 +121,23 @@ def call_command(
     dial_status,
     as_json,
     speak,
+    texts,
 ) -> None:
     """Place a simulated phone call against a running server, exactly as Twilio would.
 
     Without --keys or --card the call is interactive: type keys and Enter for each prompt
-    (empty line = silence); card details are typed hidden. Exits 1 on an application error.
+    (empty line = silence); card details are typed hidden. With --text, text the number instead
+    and show its replies. Exits 1 on an application error.
     """
     live = sys.stderr if as_json else sys.stdout
+    if texts:
+        if keys is not None or cards or hangup_in_pay:
+            raise click.UsageError("--text sends texts instead of placing a call; leave out --keys, --card and --hangup-in-pay")
+        exchange = send_texts(url, texts, from_=from_, to=to, account_sid=account_sid, auth_token=auth_token,
+                              printer=Printer(live))
+        if as_json:
+            click.echo(exchange.to_json())
+        click.get_current_context().exit(exchange.exit_code)
     result = place_call(
         url,
         from_=from_,

@@ -52,6 +52,19 @@
     });
   }
 
+  var filledAmount = "";
+
+  // A failed look-up must not leave the previous account's facts on screen.
+  function clearFacts() {
+    var facts = $("account-facts");
+    facts.hidden = true;
+    facts.querySelectorAll("dd").forEach(function (dd) { dd.textContent = ""; });
+    $("amount-help").textContent = "Look up the account first; at most the balance.";
+    // The amount the look-up filled in was that account's balance; one the agent typed stays.
+    if (filledAmount && $("amount").value === filledAmount) { $("amount").value = ""; }
+    filledAmount = "";
+  }
+
   function showError(message) {
     var box = $("error");
     box.textContent = message || "";
@@ -94,17 +107,17 @@
     // In the body, not the URL: request lines reach access logs, account numbers must not.
     api("POST", "/api/agent/accounts/lookup", { account_number: number }).then(function (result) {
       var facts = $("account-facts");
-      if (!result.ok) { facts.hidden = true; showError(explain(result.data)); return; }
+      if (!result.ok) { clearFacts(); showError(explain(result.data)); return; }
       var a = result.data;
       $("acct-name").textContent = a.name;
       $("acct-number").textContent = "ending " + a.account.replace("…", "");
       $("acct-phone").textContent = "ending " + a.phone.replace("…", "");
-      $("acct-balance").textContent = "$" + a.balance + (a.payable ? "" : " (nothing to pay by phone)");
-      $("acct-due").textContent = a.due_date || "none";
-      $("acct-past-due").textContent = "$" + a.past_due;
+      $("acct-balance").textContent = a.balance_text + (a.payable ? "" : " (nothing to pay by phone)");
+      $("acct-due").textContent = a.due_date_text || "none";
+      $("acct-past-due").textContent = a.past_due_text;
       facts.hidden = false;
-      if (!$("amount").value && a.payable) { $("amount").value = a.balance; }
-      $("amount-help").textContent = "At most $" + a.max_amount + ".";
+      if (!$("amount").value && a.payable) { $("amount").value = filledAmount = a.balance; }
+      $("amount-help").textContent = "At most " + a.max_amount_text + ".";
     });
   }
 

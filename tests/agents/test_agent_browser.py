@@ -136,7 +136,7 @@ def test_console_transfer_then_assisted_payment_in_chromium(database_url, browse
             page.get_by_label("Account number").press("Enter")
             expect(page.locator("#acct-balance")).to_have_text("$123.45")
             expect(page.locator("#acct-phone")).to_have_text("ending 0143")
-            expect(page.locator("#acct-due")).to_have_text("2026-12-05")
+            expect(page.locator("#acct-due")).to_have_text("December 5, 2026")
             expect(page.get_by_label("Amount in dollars")).to_have_value("123.45")
             page.get_by_label("Amount in dollars").fill("50.25")
             page.get_by_label("Send the caller back to").fill("+12025550111")

@@ -78,3 +78,42 @@ def test_two_server_processes_answer_alternate_webhooks_of_one_call(live_env):
     assert sent_to == {first.url, second.url}
     assert "was approved" in said
     assert "/twilio/voice/step" in first.output() and "/twilio/voice/step" in second.output()
+
+
+def test_pay_by_text_with_a_saved_card_from_the_softphone(live_env):
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from ivr.models import Account
+    from ivr.money.models import SavedCard
+
+    engine = sa.create_engine(live_env["DATABASE_URL"])
+    with Session(engine) as session:  # Dana kept her Visa after paying account 12345001 by phone
+        account_id = session.scalar(sa.select(Account.id).where(Account.account_number == "12345001"))
+        session.add(SavedCard(account_id=account_id, stripe_customer="cus_sandbox_dana", stripe_payment_method="pm_card_visa",
+                              card_brand="visa", card_last4="4242", consent_channel="ivr",
+                              consent_words="To save this card for next time, press 1."))
+        session.commit()
+    engine.dispose()
+
+    with LiveServer(live_env) as server:
+        result = run_ivr("call", "--url", server.url, "--from", DANA, "--text", "PAY", "--text", "PAY 5001",
+                         "--text", "YES", "--text", "YES", "--json", env=server.env)
+    assert result.returncode == 0, result.stderr
+    engine = sa.create_engine(live_env["DATABASE_URL"])
+    with engine.connect() as conn:
+        confirmation = conn.scalar(sa.text("SELECT confirmation_number FROM payments WHERE channel = 'sms'"))
+    engine.dispose()
+    org = "Riverbend Electric Cooperative"
+    assert [step["replies"] for step in json.loads(result.stdout)["steps"]] == [
+        [f"{org}: which account? Reply PAY 5001 or PAY 5002."],
+        [f"{org}: Reply YES within 10 minutes to pay $84.17 with your Visa ending in 4242 for account ending 5001."],
+        [f"{org}: thank you, your payment went through. Your receipt follows."],
+        [f"{org}: that payment was already made (confirmation {confirmation}). Nothing more was charged."],
+    ]
+
+    sent = run_ivr("worker", "--once", env=live_env)
+    assert sent.returncode == 0, sent.stderr
+    assert f"Confirmation {confirmation}" in sent.stdout and "$84.17" in sent.stdout
+    export = run_ivr("payments", "export", env=live_env)
+    assert re.search(rf"^{confirmation},12345001,84\.17,USD,[^,]+,sms,visa,4242,", export.stdout, re.M)

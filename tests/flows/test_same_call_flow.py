@@ -177,6 +177,11 @@ def test_3_says_the_last_three_payments_with_day_amount_and_how(lang):
         ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "es",
          ("Este es su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
           "noviembre, con tarjeta.")),
+        ((PaidView(date(2026, 11, 20), 8417, "sms"),), "en",
+         "Here is your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by text."),
+        ((PaidView(date(2026, 11, 20), 8417, "sms"),), "es",
+         ("Este es su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
+          "noviembre, por mensaje de texto.")),
     ],
 )
 def test_no_payments_or_one_are_said_as_such(paid, lang, words):

@@ -199,6 +199,24 @@ def test_payment_search_filters(app, client, day, query, expected):
     assert confirmations(client.get(f"/ops/payments?{query}")) == expected
 
 
+def test_payments_by_text_show_under_their_own_channel(app, client, stripe_api, make_account):
+    from ivr.ops import figures
+
+    with app.app_context():
+        account = db.session.get(Account, make_account())
+        paid = charge_token(account, 5000, "sms:1", "pm_card_visa", channel="sms", call_sid=None, language="en",
+                            caller="+12025550143").payment
+        db.session.commit()
+        confirmation, today = paid.confirmation_number, figures.today().isoformat()
+    staff(app, client, "supervisor")
+
+    assert cells(text(client.get(f"/ops?date={today}")), "by-channel") == [["sms", "1", "$50.00"]]
+    found = client.get(f"/ops/payments?date={today}&channel=sms")
+    assert "<option selected>sms</option>" in text(found) and confirmations(found) == [confirmation]
+    assert [row[3] for row in cells(text(found), "payments")] == ["sms"]
+    assert confirmations(client.get(f"/ops/payments?date={today}&channel=ivr")) == []
+
+
 def test_a_payments_page_tells_its_whole_story(app, client, day):
     staff(app, client, "supervisor")
     html = text(client.get("/ops/payments/AB12CD34"))

@@ -431,3 +431,52 @@ def test_card_checks_follow_twilio():
     assert cards.check_expiry("11/26", date(2026, 11, 30)) is None
     assert cards.check_expiry("10/26", date(2026, 11, 1)) == "invalid-date"
     assert cards.check_card_number("6011111111111117", ("visa",)) == "invalid-card-type"
+
+
+# --- texts ----------------------------------------------------------------------------------------
+
+
+def test_text_sends_each_message_signed_as_twilio_and_shows_the_replies(serve):
+    def echo(r):
+        return xml(f"<Response><Message>You said {r.form['Body']}.</Message></Response>")
+
+    server = serve({"/twilio/sms": echo})
+    result = CliRunner().invoke(call_command, ["--url", server.base + "/twilio/voice", "--from", "+12025550143",
+                                               "--text", "PAY", "--text", "YES", "--auth-token", TOKEN])
+
+    assert result.exit_code == 0, result.output
+    assert "  > PAY\n  < You said PAY.\n  > YES\n  < You said YES.\n" in result.output
+    forms = server.forms("/twilio/sms")
+    assert [f["Body"] for f in forms] == ["PAY", "YES"]
+    assert all(r["valid"] for r in server.requests) and [r["path"] for r in server.requests] == ["/twilio/sms"] * 2
+    first = forms[0]
+    assert (first["From"], first["To"], first["SmsStatus"], first["NumMedia"]) == (
+        "+12025550143", "+15005550006", "received", "0")
+    assert re.fullmatch(r"SM[0-9a-f]{32}", first["MessageSid"]) and first["MessageSid"] != forms[1]["MessageSid"]
+
+
+def test_text_as_json_lists_each_message_and_its_replies(serve):
+    server = serve({"/twilio/sms": "<Response><Message>One</Message><Message>Two</Message></Response>"})
+    result = CliRunner().invoke(call_command, ["--url", server.base, "--text", "BAL", "--auth-token", TOKEN, "--json"])
+
+    exchange = json.loads(result.stdout)
+    assert exchange["steps"][0]["body"] == "BAL" and exchange["steps"][0]["replies"] == ["One", "Two"]
+    assert exchange["url"] == server.base + "/twilio/sms" and exchange["exit_code"] == 0
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    (lambda r: Response("boom", status=500), "the server answered 500"),
+    (lambda r: xml("<Response><Say>hi</Say></Response>"), "unknown verb <Say>"),
+    (lambda r: xml("<Response><Message>x</Response>"), "not well-formed XML"),
+])
+def test_a_bad_answer_to_a_text_exits_nonzero(serve, answer, message):
+    server = serve({"/twilio/sms": answer})
+    result = CliRunner().invoke(call_command, ["--url", server.base, "--text", "PAY", "--auth-token", TOKEN])
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_text_and_keys_together_are_refused(serve):
+    server = serve({})
+    result = CliRunner().invoke(call_command, ["--url", server.base, "--text", "PAY", "--keys", "1"])
+    assert result.exit_code == 2 and "--text sends texts instead of placing a call" in result.output
+    assert server.requests == []
