@@ -402,7 +402,12 @@ def test_a_charge_whose_process_died_is_finished_by_a_later_yes_with_the_same_ke
         raise SystemError("the process died after the attempt was committed, before Stripe was asked")
 
     monkeypatch.setattr(gateway, "charge", die)
-    assert text_in(client, "YES") == (200, [])  # the error handler's empty answer, never a 500
+    # The error handler answers with an apology and the co-op's number, never a 500 or silence.
+    assert text_in(client, "YES") == (200, [
+        f"{ORG}: sorry, we can't answer texts right now. Please try again in a few minutes, or call (202) 555-0100.\n"
+        f"{ORG}: lo sentimos, no podemos responder mensajes en este momento. "
+        "Intente de nuevo en unos minutos o llame al (202) 555-0100."
+    ])
     monkeypatch.setattr(gateway, "charge", real_charge)
     (offer,) = rows(app, TextPayOffer)
     assert offer.status == "charging" and rows(app, Payment)[0].status == "pending"
