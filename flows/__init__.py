@@ -1,7 +1,7 @@
 """The call flow: states, the table that joins them, and a pure engine that walks it."""
 
-from .engine import KeyPress, PayOutcome, Silence, Turn, advance, repeat, start
-from .steps import AccountView, CallContext, Entry, Keys, Pay, Prompt, State, Step
+from .engine import KeyPress, PayOutcome, Silence, Turn, advance, repeat, resume, start
+from .steps import AccountView, Act, CallContext, CardOnFile, Entry, Keys, Pay, Prompt, State, Step
 from .table import ENTRY_POINTS, FLOW, INITIAL
 
 __all__ = [
@@ -9,7 +9,9 @@ __all__ = [
     "FLOW",
     "INITIAL",
     "AccountView",
+    "Act",
     "CallContext",
+    "CardOnFile",
     "Entry",
     "KeyPress",
     "Keys",
@@ -22,5 +24,6 @@ __all__ = [
     "Turn",
     "advance",
     "repeat",
+    "resume",
     "start",
 ]

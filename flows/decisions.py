@@ -4,7 +4,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .steps import AccountView, CallContext, Day, Decision, Digits, Money, Prompt
+from .steps import AccountView, CallContext, Day, Decision, Digits, Money, Prompt, Word
 
 MAX_LISTED_ACCOUNTS = 8  # keys 1-8; 9 is "enter another account number"
 PAY_ATTEMPT_LIMIT = 3  # cards a caller may try in one call
@@ -309,6 +309,11 @@ def start_another_account(_: str, ctx: CallContext) -> Decision:
             "paid_fee_cents": 0,
             "confirmation_number": None,
             "payment_id": None,
+            # The card on file is the next account's own: none offered, failed or to be saved yet.
+            "on_file_brand": None,
+            "on_file_last4": None,
+            "saved_card_failed": False,
+            "card_savable": False,
         },
     )
 
@@ -464,3 +469,84 @@ def confirm_transfer(digits: str, ctx: CallContext) -> Decision:
 def callback_menu(digits: str, ctx: CallContext) -> Decision:
     """"1" pays the full balance; "2" another amount."""
     return pay_full_balance(digits, ctx)
+
+
+# --- the card on file ------------------------------------------------------------------------
+# Chosen once the amount is set (CARD_CHOICE), before any <Pay>; offered after a keyed payment
+# (AFTER_PAYMENT). Charging, saving and forgetting are the web layer's (``Act`` steps).
+
+BRANDS = ("visa", "mastercard", "amex", "discover")  # said by name; any other brand is "card"
+
+
+def brand_word(brand: object) -> Word:
+    """The catalogue key that says a card's brand ("Visa", "tarjeta Visa"); "card" for any other."""
+    return Word(f"brand_{brand}" if brand in BRANDS else "brand_other")
+
+
+def card_choice(_: str, ctx: CallContext) -> Decision:
+    """Offer the card on file when the account has one (and it was not declined on this call), else the keypad.
+
+    The card offered is remembered, so the words never change and the web layer charges only that card.
+    """
+    card = ctx.card_on_file()
+    if card is None or ctx.data.get("saved_card_failed"):
+        return Decision("keypad")
+    return Decision("on_file", {"on_file_brand": card.brand, "on_file_last4": card.last4})
+
+
+def _on_file(ctx: CallContext) -> dict[str, object]:
+    """The card offered on this call, for the prompts that name it."""
+    return {"card": brand_word(ctx.data.get("on_file_brand")), "last4": Digits(str(ctx.data.get("on_file_last4") or ""))}
+
+
+def _to_charge(ctx: CallContext) -> Money:
+    """What the card will be charged: the amount, and a convenience fee the caller accepted."""
+    return Money(int(ctx.data.get("amount_cents") or 0) + int(ctx.data.get("fee_cents") or 0))
+
+
+def saved_card_choice(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The sum to charge with the card on file by brand and last four; another card; forgetting it."""
+    return (Prompt("saved_card_choice", {"amount": _to_charge(ctx), **_on_file(ctx)}),)
+
+
+def keypad_options(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Pay the amount with a card keyed on the phone, reach an agent (when there is one), or end the call."""
+    options = [Prompt("keypad_option", {"amount": _to_charge(ctx)})]
+    if ctx.agent_available:
+        options.append(Prompt("agent_option"))
+    options.append(Prompt("end_call_option"))
+    return tuple(options)
+
+
+def saved_card_declined(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The card on file did not pay, said plainly (a bank wanting to authenticate has its own words); then the keypad."""
+    needs_bank = ctx.data.get("decline_code") == "authentication_required"
+    said = Prompt("saved_card_needs_authentication" if needs_bank else "saved_card_declined", _on_file(ctx))
+    return (said, *keypad_options(ctx))
+
+
+def card_forgotten(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The card on file is gone for good; the payment can still be made on the keypad."""
+    return (Prompt("card_forgotten"),) + keypad_options(ctx)
+
+
+def offer_to_save_or_leave(digits: str, ctx: CallContext) -> Decision:
+    """After the payment step: once, offer to keep a card just approved on the keypad; then as before.
+
+    Not on a call an agent sent here: the member goes back to the agent without more questions.
+    """
+    if ctx.data.get("card_savable") and ctx.data.get("payment_id") and not ctx.data.get("transfer_id"):
+        return Decision("save_offer", {"card_savable": False})  # asked once, whatever the answer
+    return back_to_agent_or_goodbye(digits, ctx)
+
+
+def save_card_offer(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Ask to keep the card just approved; when one is on file already, say which it replaces.
+
+    These are the words the member agrees to: the web layer records them with the card.
+    """
+    card = ctx.card_on_file()
+    if card is None:
+        return (Prompt("save_card_offer"),)
+    return (Prompt("save_card_replace_offer",
+                   {"card": brand_word(card.brand), "last4": Digits(str(card.last4 or ""))}),)

@@ -8,7 +8,9 @@ from .steps import (
     INVALID_LIMIT,
     SILENCE_LIMIT,
     AccountView,
+    Act,
     CallContext,
+    CardOnFile,
     Decision,
     Entry,
     Keys,
@@ -38,7 +40,7 @@ class Silence:
 
 @dataclass(frozen=True)
 class PayOutcome:
-    """What became of a ``<Pay>``: a label from ``steps`` plus facts to remember."""
+    """What became of a ``<Pay>`` (or of an ``Act`` the web layer did): a label from ``steps`` plus facts to remember."""
 
     label: str
     updates: Mapping[str, Any] = field(default_factory=dict)
@@ -53,7 +55,7 @@ class Turn:
 
     state: State
     say: tuple[Prompt, ...]
-    expect: Keys | Pay | None
+    expect: Keys | Pay | Act | None
     updates: Mapping[str, Any]
     final: bool = False
     dial: str | None = None
@@ -83,6 +85,9 @@ class _Overlay:
 
     def account(self) -> AccountView | None:
         return self._ctx.account()
+
+    def card_on_file(self) -> CardOnFile | None:
+        return self._ctx.card_on_file()
 
     def verify(self, account_number: str, last4: str) -> bool:
         return self._ctx.verify(account_number, last4)
@@ -125,6 +130,18 @@ def repeat(state: State, ctx: CallContext) -> Turn:
     """Say the current step again without changing anything."""
     step = FLOW[state]
     return Turn(state, _says(step, ctx), step.expect, {}, final=step.final, dial=step.dial)
+
+
+def resume(turn: Turn, outcome: PayOutcome, ctx: CallContext) -> Turn:
+    """Finish ``turn``, which waits on an ``Act``, with what the web layer's action came to.
+
+    The caller hears ``turn``'s words and then the outcome's step, as one answer: nothing was
+    sent to Twilio in between.
+    """
+    step = FLOW[turn.state]
+    assert isinstance(step.expect, Act), f"{turn.state} does not wait on an action"
+    updates = {**turn.updates, **_reset_counters(), **outcome.updates}
+    return _enter(step.on[outcome.label], ctx, updates, turn.say)
 
 
 def advance(state: State, event: Event, ctx: CallContext) -> Turn:

@@ -1,6 +1,6 @@
 """The flow table as Markdown, for ``ivr flow-table`` and the README."""
 
-from .steps import Keys, Pay, Step
+from .steps import Act, Keys, Pay, Step
 from .table import ENTRY_POINTS, FLOW
 
 
@@ -13,6 +13,8 @@ def _says(step: Step) -> str:
 def _expects(step: Step) -> str:
     if isinstance(step.expect, Pay):
         return "card via `<Pay>`"
+    if isinstance(step.expect, Act):
+        return f"— (the web layer does `{step.expect.action}` at once, no `<Pay>`)"
     if isinstance(step.expect, Keys):
         keys = step.expect
         if keys.num_digits == 1:

@@ -27,6 +27,16 @@ class State(StrEnum):
     CARD_UNREADABLE = "CARD_UNREADABLE"
     PROCESSOR_DOWN = "PROCESSOR_DOWN"
     CARD_BACK_OUT = "CARD_BACK_OUT"
+    # The card on file: chosen before <Pay>, charged without it, forgotten; offered after a keyed payment.
+    CARD_CHOICE = "CARD_CHOICE"
+    SAVED_CARD = "SAVED_CARD"
+    SAVED_CARD_CHARGE = "SAVED_CARD_CHARGE"
+    SAVED_CARD_DECLINED = "SAVED_CARD_DECLINED"
+    FORGET_CARD = "FORGET_CARD"
+    CARD_FORGOTTEN = "CARD_FORGOTTEN"
+    SAVE_CARD_OFFER = "SAVE_CARD_OFFER"
+    SAVE_CARD = "SAVE_CARD"
+    CARD_SAVED = "CARD_SAVED"
     CONFIRMATION = "CONFIRMATION"
     ANOTHER_ACCOUNT = "ANOTHER_ACCOUNT"
     AFTER_PAYMENT = "AFTER_PAYMENT"
@@ -77,6 +87,10 @@ class Digits(str):
     """A digit string the renderer spaces out so it is read one digit at a time."""
 
 
+class Word(str):
+    """A catalogue key the renderer says in the call's language where a prompt has a blank (a card's brand)."""
+
+
 @dataclass(frozen=True)
 class Keys:
     """Expect keypad input (TwiML ``<Gather>``)."""
@@ -89,6 +103,17 @@ class Keys:
 @dataclass(frozen=True)
 class Pay:
     """Expect card entry (TwiML ``<Pay>``); the web layer charges the token and reports an outcome."""
+
+
+@dataclass(frozen=True)
+class Act:
+    """Expect nothing from the caller: the web layer does ``action`` at once and reports an outcome label.
+
+    For a key that moves money or changes what is kept (charge the card on file, save or forget
+    it): the engine stays pure, and the web layer acts under the call's lock, as for ``<Pay>``.
+    """
+
+    action: str  # CHARGE_SAVED_CARD, SAVE_CARD or FORGET_CARD
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,14 @@ class AccountView:
 
 
 @dataclass(frozen=True)
+class CardOnFile:
+    """The account's saved card as the caller hears of it: brand and last four, nothing else."""
+
+    brand: str | None  # lower case, as Stripe reports it: visa, mastercard, amex, discover
+    last4: str | None
+
+
+@dataclass(frozen=True)
 class PaidView:
     """One past payment of the account as the caller hears it: the member's local day, amount, channel."""
 
@@ -142,6 +175,10 @@ class CallContext(Protocol):
         """The identified account, or the caller-ID candidate before verification."""
         ...
 
+    def card_on_file(self) -> CardOnFile | None:
+        """The identified account's saved card, or None."""
+        ...
+
     def verify(self, account_number: str, last4: str) -> bool:
         """Check the pair, record a failure, honour the lockout; False says nothing about which part."""
         ...
@@ -160,14 +197,14 @@ class Step:
     """One row of the flow table.
 
     ``say``: prompt keys (or a named function building prompts) spoken on arrival and on repeat.
-    ``expect``: ``Keys``, ``Pay`` or None (a routing or final step).
+    ``expect``: ``Keys``, ``Pay``, ``Act`` (the web layer acts at once) or None (a routing or final step).
     ``decide``: a named function turning the input into an outcome label; without it the key
     pressed is the label. ``on``: label -> next state.
     ``route``: for steps without input, a named function choosing the label at once.
     """
 
     say: tuple[str, ...] | Say = ()
-    expect: Keys | Pay | None = None
+    expect: Keys | Pay | Act | None = None
     on: Mapping[str, State] = field(default_factory=dict)
     decide: Decide | None = None
     route: Decide | None = None
@@ -187,5 +224,8 @@ APPROVED, DECLINED, UNAVAILABLE, UNREADABLE, STAR, CALLER_HUNG_UP = (
     "star",
     "hung_up",
 )
+# What the web layer does for an ``Act`` step; each reports labels of its own.
+CHARGE_SAVED_CARD, SAVE_CARD, FORGET_CARD = "charge_saved_card", "save_card", "forget_card"
+SAVED, NOT_SAVED, FORGOTTEN = "saved", "not_saved", "forgotten"
 SILENCE_LIMIT = 2  # re-prompts after silence before saying goodbye
 INVALID_LIMIT = 3  # wrong entries in one step before the caller is let go

@@ -3,7 +3,8 @@
 Global keys, handled by the engine for every step that expects keys: ``*`` repeats the step,
 ``0`` reaches the agent when one is configured, silence re-prompts twice then says goodbye, and a
 key that is not an option is explained and asked again (three times at most).
-Labels on ``CARD_ENTRY`` are the outcomes the web layer reports after charging the ``<Pay>`` token.
+Labels on ``CARD_ENTRY`` are the outcomes the web layer reports after charging the ``<Pay>`` token;
+an ``Act`` step's labels are what the web layer's action came to (charging the card on file, say).
 """
 
 from collections.abc import Mapping
@@ -13,10 +14,17 @@ from . import decisions as d
 from .steps import (
     APPROVED,
     CALLER_HUNG_UP,
+    CHARGE_SAVED_CARD,
     DECLINED,
+    FORGET_CARD,
+    FORGOTTEN,
+    NOT_SAVED,
+    SAVE_CARD,
+    SAVED,
     STAR,
     UNAVAILABLE,
     UNREADABLE,
+    Act,
     Entry,
     Keys,
     Pay,
@@ -104,15 +112,50 @@ FLOW: Final[Mapping[State, Step]] = {
     # --- convenience fee (CONVENIENCE_FEE_CENTS; off by default, then nothing is said) ---
     State.FEE_CHECK: Step(
         route=d.fee_or_card,
-        on={"fee": State.FEE_CONFIRM, "no_fee": State.CARD_ENTRY},
+        on={"fee": State.FEE_CONFIRM, "no_fee": State.CARD_CHOICE},
     ),
     State.FEE_CONFIRM: Step(
         say=d.fee_offer,
         expect=Keys(num_digits=1),
         decide=d.accept_fee,
-        on={"accepted": State.CARD_ENTRY, "back": State.SUMMARY, "end": State.GOODBYE},
+        on={"accepted": State.CARD_CHOICE, "back": State.SUMMARY, "end": State.GOODBYE},
     ),
     # --- card ---
+    # The card on file, when there is one, comes before any <Pay>; charging it needs no <Pay>.
+    State.CARD_CHOICE: Step(
+        route=d.card_choice,
+        on={"on_file": State.SAVED_CARD, "keypad": State.CARD_ENTRY},
+    ),
+    State.SAVED_CARD: Step(
+        say=d.saved_card_choice,
+        expect=Keys(num_digits=1),
+        on={"1": State.SAVED_CARD_CHARGE, "2": State.CARD_ENTRY, "9": State.FORGET_CARD},
+    ),
+    State.SAVED_CARD_CHARGE: Step(
+        expect=Act(CHARGE_SAVED_CARD),  # off-session, at once; a redelivered "1" charges once
+        on={
+            APPROVED: State.CONFIRMATION,
+            DECLINED: State.SAVED_CARD_DECLINED,  # authentication_required too: nobody can do 3-D Secure here
+            UNAVAILABLE: State.PROCESSOR_DOWN,
+            FORGOTTEN: State.CARD_FORGOTTEN,  # removed elsewhere (an agent, /ops) since it was offered
+        },
+    ),
+    State.SAVED_CARD_DECLINED: Step(
+        say=d.saved_card_declined,
+        expect=Keys(num_digits=1),
+        decide=d.retry_card,
+        on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+    ),
+    State.FORGET_CARD: Step(
+        expect=Act(FORGET_CARD),  # deleted, then detached at Stripe
+        on={FORGOTTEN: State.CARD_FORGOTTEN},
+    ),
+    State.CARD_FORGOTTEN: Step(
+        say=d.card_forgotten,
+        expect=Keys(num_digits=1),
+        decide=d.retry_card,
+        on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+    ),
     State.CARD_ENTRY: Step(
         say=d.card_intro,
         expect=Pay(),
@@ -160,7 +203,22 @@ FLOW: Final[Mapping[State, Step]] = {
         on={"identify": State.IDENTIFY},
     ),
     State.AFTER_PAYMENT: Step(
-        route=d.back_to_agent_or_goodbye,  # transferred callers go back to the agent, paid or not
+        route=d.offer_to_save_or_leave,  # transferred callers go back to the agent, paid or not
+        on={"save_offer": State.SAVE_CARD_OFFER, "return": State.RETURN_TO_AGENT, "goodbye": State.GOODBYE},
+    ),
+    State.SAVE_CARD_OFFER: Step(
+        say=d.save_card_offer,  # the words recorded with the card as the member's consent
+        expect=Keys(num_digits=1),
+        on={"1": State.SAVE_CARD, "2": State.AFTER_PAYMENT},
+        on_silence=State.AFTER_PAYMENT,  # no answer is no consent
+    ),
+    State.SAVE_CARD: Step(
+        expect=Act(SAVE_CARD),
+        on={SAVED: State.CARD_SAVED, NOT_SAVED: State.AFTER_PAYMENT},
+    ),
+    State.CARD_SAVED: Step(
+        say=("card_saved",),
+        route=d.back_to_agent_or_goodbye,
         on={"return": State.RETURN_TO_AGENT, "goodbye": State.GOODBYE},
     ),
     # --- started already identified ---
@@ -168,7 +226,7 @@ FLOW: Final[Mapping[State, Step]] = {
         say=d.transfer_confirm,
         expect=Keys(num_digits=1),
         decide=d.confirm_transfer,
-        on={"yes": State.CARD_ENTRY},
+        on={"yes": State.CARD_ENTRY},  # straight to <Pay>: an agent's transfer asks nothing else (contract)
         allow_agent=False,
     ),
     State.CALLBACK_START: Step(

@@ -15,6 +15,10 @@ from pathlib import Path
 import click
 
 DEMO_REFERENCE_DAY = date(2026, 11, 22)  # due dates in the CSV are relative to this day
+# Grace keeps a Visa on file (Stripe's test card 4242…, as the sandbox knows it): her calls offer it.
+SAVED_CARD_ACCOUNT = "67890001"
+SAVED_CARD_PAYMENT_METHOD = "pm_card_visa"
+SAVED_CARD_CALL = 'ivr call --from +12025550127 --keys "_ 1 0127 1 1"'
 
 
 def demo_accounts_csv(today: date) -> str:
@@ -32,6 +36,30 @@ def demo_accounts_csv(today: date) -> str:
     return out.getvalue()
 
 
+def keep_demo_card() -> None:
+    """Give the demo's saved-card account its Visa on file (sandbox ids), unless it has a card already."""
+    import sqlalchemy as sa
+
+    from payments.sandbox_cards import sandbox_customer
+
+    from .extensions import db
+    from .models import Account
+    from .money import saved_cards
+
+    account = db.session.scalar(sa.select(Account).where(Account.account_number == SAVED_CARD_ACCOUNT))
+    if account is None:
+        return
+    saved_cards.record_existing(
+        account,
+        customer=sandbox_customer(SAVED_CARD_PAYMENT_METHOD),
+        payment_method=SAVED_CARD_PAYMENT_METHOD,
+        brand="visa",
+        last4="4242",
+        channel="demo",
+        words="Demo data: a card on file for trying the saved-card call.",
+    )
+
+
 def _print_accounts(csv_text: str) -> None:
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     click.echo("Demo accounts (account number / last four of the phone on file):")
@@ -39,7 +67,9 @@ def _print_accounts(csv_text: str) -> None:
         digits = row["account_number"].replace("-", "")
         phone_digits = "".join(ch for ch in row["phone"] if ch.isdigit())
         note = f"{row['balance']} due {row['due_date']}"
-        extras = [x for x in (row.get("language") == "es" and "Spanish", row.get("status") not in ("", "active", None) and row.get("status")) if x]
+        extras = [x for x in (row.get("language") == "es" and "Spanish",
+                              row.get("status") not in ("", "active", None) and row.get("status"),
+                              digits == SAVED_CARD_ACCOUNT and "Visa ending 4242 on file") if x]
         click.echo(f"  {digits:<10} last four {phone_digits[-4:]}  {note}  {row['name']}" + (f"  ({', '.join(extras)})" if extras else ""))
 
 
@@ -101,6 +131,7 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
         agent_key = _demo_agent_key()
         link = _reminder_link()
         reminders = _queue_reminders() if send_reminders else None
+        keep_demo_card()
     click.echo(f"Database ready: {database_label(env['DATABASE_URL'])}. {report.summary()}.")
     if reminders:
         click.echo(f"Reminders (quiet hours ignored): {reminders}")
@@ -123,6 +154,7 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
         if link:
             click.echo(f"Reminder link:  {link}   (Dana's bill; \"Call me now\" calls her back)")
         click.echo(f"Place a call:   ivr call{url} --from {DEMO_CALLER}   (Dana's phone; scripted: add --keys \"_ 1 0143 1\" --card 4242424242424242,12/30,123,30301)")
+        click.echo(f"Card on file:   {SAVED_CARD_CALL}{url}   (Grace pays with her saved Visa: no card entry)")
         click.echo("Texts appear:   right here, printed by the worker as it sends them (sandbox SMS).")
         if not send_reminders:
             click.echo("Reminders:      ivr demo --send-reminders texts them at once, even in quiet hours.")

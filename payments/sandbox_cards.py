@@ -3,6 +3,7 @@
 Source: docs.stripe.com/testing (test PaymentMethods and decline codes).
 """
 
+import hashlib
 from dataclasses import dataclass
 
 
@@ -59,3 +60,12 @@ BY_PAYMENT_METHOD.update(
         "tok_chargeDeclinedInsufficientFunds": BY_NUMBER["4000000000009995"],
     }
 )
+
+
+def sandbox_customer(payment_method: str) -> str:
+    """The Stripe customer (``cus_…``) Twilio's connector would report as ``ProfileId`` for a test card.
+
+    Stable per PaymentMethod, so a card keyed on two calls belongs to one customer, as a card on
+    file does; made from the ``pm_…`` id, never from a card number.
+    """
+    return "cus_sandbox" + hashlib.sha256(payment_method.encode("utf-8")).hexdigest()[:14]

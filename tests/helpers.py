@@ -12,7 +12,7 @@ import requests
 from lxml import etree
 
 from ivr.twilio.adapter import compute_signature
-from payments.sandbox_cards import BY_PAYMENT_METHOD
+from payments.sandbox_cards import BY_PAYMENT_METHOD, sandbox_customer
 
 BASE = "https://ivr.example.coop"
 TOKEN = "test-auth-token"
@@ -80,25 +80,22 @@ class CallActions:
         return actions[0]
 
     def pay(self, payment_method="pm_card_visa", *, result="success", **extra):
-        """Answer ``<Pay>`` the way Twilio's Stripe connector does (tokenize mode)."""
+        """Answer ``<Pay>`` the way Twilio's Stripe connector does (tokenize mode): the PaymentMethod
+        in ``PaymentToken`` and its Stripe customer in ``ProfileId`` (``ProfileId=""`` sends none)."""
         card = BY_PAYMENT_METHOD.get(payment_method)
-        params = self.params(
-            Result=result,
-            PaymentMethod="credit-card",
-            **(
-                {
-                    "PaymentToken": payment_method,
-                    "PaymentCardNumber": "xxxxxxxxxxxx" + (card.number[-4:] if card else "4242"),
-                    "PaymentCardType": card.brand if card else "visa",
-                    "ExpirationDate": "1229",
-                    "SecurityCode": "***",
-                    "PaymentCardPostalCode": "30301",
-                }
-                if result == "success"
-                else {}
-            ),
-            **extra,
-        )
+        fields = {"Result": result, "PaymentMethod": "credit-card"}
+        if result == "success":
+            fields.update(
+                PaymentToken=payment_method,
+                ProfileId=sandbox_customer(payment_method),
+                PaymentCardNumber="xxxxxxxxxxxx" + (card.number[-4:] if card else "4242"),
+                PaymentCardType=card.brand if card else "visa",
+                ExpirationDate="1229",
+                SecurityCode="***",
+                PaymentCardPostalCode="30301",
+            )
+        fields.update(extra)
+        params = self.params(**fields)
         self.last_pay_params = params
         return self.post(self.pay_action(), params)
 
@@ -120,6 +117,9 @@ def _form(request):
 
 class StripeFake:
     """Stripe's PaymentIntents, PaymentMethods and Refunds endpoints, stateful, with real idempotency.
+
+    A saved card charged ``off_session`` behaves as Stripe documents for its test card (``0341``
+    declines, ``3155`` wants authentication); ``detached`` lists the PaymentMethods detached.
 
     Response bodies follow the documented PaymentIntent, Refund and error objects. ``fail_next`` makes
     the next N requests answer 500 (and, as Stripe does, the saved result of a key is replayed).
@@ -143,11 +143,13 @@ class StripeFake:
         self.now = lambda: int(time.time())
         self.before_refund_answer = None
         self.drop_next = 0
+        self.detached = []
         self.in_use = {}
         self.in_use_always = False
         self.in_flight = set()
         self.hold = None
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_intents$"), self._create_intent)
+        rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_methods/[^/]+/detach$"), self._detach)
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/payment_methods$"), self._create_pm)
         rsps.add_callback("POST", re.compile(re.escape(base) + r"/v1/refunds$"), self._create_refund)
         rsps.add_callback("GET", re.compile(re.escape(base) + r"/v1/refunds(\?.*)?$"), self._list_refunds)
@@ -194,19 +196,22 @@ class StripeFake:
             "amount_received": 0,
             "currency": form["currency"],
             "metadata": {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")},
+            "customer": form.get("customer"),
             "payment_method": pm,
             "livemode": False,
             "status": "requires_payment_method",
             "latest_charge": None,
         }
         self.intents.append(intent)
+        off_session = form.get("off_session") == "true"
+        decline_code = card and ((card.off_session_decline_code or card.decline_code) if off_session else card.decline_code)
         if card is None:
             answer = _stripe_error(400, {"type": "invalid_request_error", "code": "resource_missing",
                                          "param": "payment_method", "message": f"No such PaymentMethod: '{pm}'"})
-        elif decline_code := (
-            (card.off_session_decline_code or card.decline_code) if form.get("off_session") == "true"
-            else card.decline_code  # a saved card charged off-session may fail where it paid on the keypad
-        ):
+        elif off_session and not form.get("customer"):
+            answer = _stripe_error(400, {"type": "invalid_request_error", "code": "parameter_missing",
+                                         "param": "customer", "message": "A saved PaymentMethod needs its customer."})
+        elif decline_code:
             intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "decline_code": decline_code}
             own_code = decline_code in ("expired_card", "incorrect_cvc", "processing_error", "authentication_required")
             code = decline_code if own_code else "card_declined"
@@ -233,6 +238,12 @@ class StripeFake:
             return _stripe_error(400, {"type": "invalid_request_error", "code": "resource_missing", "message": "No such token"})
         body = {"id": card.payment_method, "object": "payment_method", "type": "card",
                 "card": {"brand": card.brand, "last4": card.number[-4:]}}
+        return (200, {"Content-Type": "application/json"}, json.dumps(body))
+
+    def _detach(self, request):
+        pm = urlsplit(request.url).path.split("/")[-2]
+        self.detached.append(pm)
+        body = {"id": pm, "object": "payment_method", "type": "card", "customer": None}
         return (200, {"Content-Type": "application/json"}, json.dumps(body))
 
     def add_refund(self, payment_intent, amount, metadata=None):

@@ -20,6 +20,7 @@ from ..billing.accounts_csv import normalise_account_number
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, CallSession, utcnow
+from ..money import saved_cards
 from ..voice.call_rows import ENDED_CALL_STATUSES
 from . import assisted, audit, limits, progress, transfers
 from .auth import Caller, authenticate, csrf_ok
@@ -189,7 +190,50 @@ def lookup_account(caller: Caller):
         past_due_text=dollars(account.past_due_cents),
         due_date_text=long_date(account.due_date, "en") if account.due_date else None,
         max_amount_text=dollars(max(limit, 0)),
+        saved_card=card_on_file(account),
     )
+
+
+def card_on_file(account: Account) -> dict[str, Any] | None:
+    """The account's saved card as staff may see it: brand, last four, when and how it was saved."""
+    card = saved_cards.saved_card_of(account.id)
+    if card is None:
+        return None
+    return {
+        "brand": card.card_brand,
+        "last4": card.card_last4,
+        "saved_at": card.saved_at.isoformat(),
+        "channel": card.consent_channel,
+    }
+
+
+@bp.post("/api/agent/accounts/saved-card/forget")
+@agent_route("action")
+def forget_saved_card(caller: Caller):
+    """Forget the account's card on file (``{"account_number": …}`` in the body) and detach it at Stripe.
+
+    Answers ``forgotten: false`` when no card was on file (a second click); audited either way.
+    """
+    try:
+        number = _lookup_number(json_body())
+    except Invalid as invalid:
+        raise _invalid(caller, "saved_card.forget", invalid) from None
+    account = db.session.scalar(sa.select(Account).where(Account.account_number == number))
+    if account is None:
+        audit.record(caller.agent, "saved_card.forget", "404", account_number=number)
+        db.session.commit()
+        raise Problem(404, "unknown_account", f"No account {mask(number)} was found.")
+
+    def audited(card) -> None:
+        # In the deletion's commit: a card is never gone without the staff action on record.
+        audit.record(caller.agent, "saved_card.forget", "forgotten", account_number=number,
+                     detail=f"{card.card_brand or 'card'} ending {card.card_last4}")
+
+    forgotten = saved_cards.forget(account, by=f"agent:{caller.agent.name}", before_commit=audited)
+    if not forgotten:
+        audit.record(caller.agent, "saved_card.forget", "none", account_number=number)
+        db.session.commit()
+    return jsonify(account=mask(number), forgotten=forgotten, saved_card=None)
 
 
 def _lookup_number(data: dict[str, Any]) -> str:

@@ -80,17 +80,41 @@ def save_from_payment(payment: Payment, *, channel: str, words: str, call_sid: s
     return card
 
 
-def forget(account: Account, *, by: str) -> bool:
+def record_existing(account: Account, *, customer: str, payment_method: str, brand: str | None, last4: str | None,
+                    channel: str, words: str, language: str = "en") -> SavedCard:
+    """Keep a card already attached to its Stripe customer elsewhere, with the consent given there.
+
+    For the demo's seeded card (and a card a co-op's portal saved, should one be brought over):
+    no payment of ours precedes it. An account that has a card on file keeps that one. Commits.
+    """
+    card = saved_card_of(account.id)
+    if card is not None:
+        return card
+    card = SavedCard(account_id=account.id, stripe_customer=customer, stripe_payment_method=payment_method,
+                     card_brand=brand, card_last4=last4, saved_at=utcnow(), consent_channel=channel,
+                     consent_language=language, consent_words=words)
+    db.session.add(card)
+    db.session.commit()
+    logger.info("card on file recorded for account %s (%s)", mask(account.account_number), channel)
+    return card
+
+
+def forget(account: Account, *, by: str, before_commit: Callable[[SavedCard], None] | None = None) -> bool:
     """Delete the account's card on file and detach it at Stripe; False when none was saved.
 
-    ``by`` says who asked (``member``, ``agent:<name>``, ``staff:<name>``) for the log. Commits the
-    deletion first: the member's wish holds even if Stripe cannot be reached, and a PaymentMethod
-    no row points at is never charged by us again.
+    ``by`` says who asked (``member``, ``agent:<name>``, ``staff:<name>``) for the log;
+    ``before_commit(card)`` writes the caller's own rows (a staff member's audit entry) in the
+    deletion's commit. Commits the deletion first: the member's wish holds even if Stripe cannot
+    be reached, and a PaymentMethod no row points at is never charged by us again.
     """
+    # Lock the account's row so two removals at once (an agent and the member) delete it once.
+    db.session.execute(sa.select(Account.id).where(Account.id == account.id).with_for_update())
     card = saved_card_of(account.id)
     if card is None:
         return False
     payment_method = card.stripe_payment_method
+    if before_commit is not None:
+        before_commit(card)
     db.session.delete(card)
     db.session.commit()
     _detach(payment_method)
@@ -107,11 +131,13 @@ def charge_saved(
     language: str,
     caller: str | None = None,
     call_sid: str | None = None,
+    fee_cents: int = 0,
     extra_metadata: Mapping[str, str] | None = None,
     before_commit: Callable[[Payment], None] | None = None,
 ) -> ChargeOutcome:
     """Charge the card on file off-session through the one charge step (same receipt and posting rules).
 
+    ``fee_cents``: a convenience fee the member accepted, charged with the amount as on the keypad.
     A bank that wants the member to authenticate declines with ``authentication_required``;
     the caller offers the keypad instead.
     """
@@ -126,6 +152,7 @@ def charge_saved(
         caller=caller,
         customer=card.stripe_customer,
         off_session=True,
+        fee_cents=fee_cents,
         extra_metadata={"saved_card": "yes", **(extra_metadata or {})},
         before_commit=before_commit,
     )

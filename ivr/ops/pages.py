@@ -32,7 +32,7 @@ from ..agents.models import AuditEntry
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, CallSession, Payment, row_id, utcnow
-from ..money import refunds
+from ..money import refunds, saved_cards
 from ..outbox.models import OutboxMessage
 from . import charts, figures
 from .access import staff, staff_only
@@ -85,6 +85,13 @@ def _stale_form(_error):  # type: ignore[no-untyped-def]
 @bp.app_template_filter("money")
 def _money(cents: int | None) -> str:
     return amounts.dollars(cents or 0)
+
+
+@bp.app_template_filter("brand")
+def _brand(brand: str | None) -> str:
+    """A card brand as people write it: "Visa", "American Express"; "Card" when unknown."""
+    return {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express", "discover": "Discover"}.get(
+        brand or "", "Card")
 
 
 @bp.app_template_filter("when")
@@ -271,6 +278,7 @@ def payment(confirmation: str):
         trail=trail,
         remaining=refunds.remaining_cents(paid),
         request_number=refunds.next_request_number(paid),
+        card=saved_cards.saved_card_of(paid.account_id),
         notice=request.args.get("done"),
         reason=request.args.get("reason"),
     )
@@ -332,6 +340,27 @@ def resend_receipt(confirmation: str):
                  subject=paid.confirmation_number, detail=f"to {mask(first.to_number)}")
     db.session.commit()
     return redirect(url_for("ops.payment", confirmation=paid.confirmation_number, done="resent"), 303)
+
+
+@bp.post("/ops/payments/<confirmation>/forget-card")
+@staff_only("admin")
+def forget_card(confirmation: str):
+    """Forget the card on file of the payment's account and detach it at Stripe (audited)."""
+    paid = _payment_or_404(confirmation)
+    me = staff()
+
+    def audited(card) -> None:  # type: ignore[no-untyped-def]
+        # In the deletion's commit: a card is never gone without the staff action on record.
+        audit.record(me, "ops.forget_card", "forgotten", account_number=paid.account.account_number,
+                     subject=paid.confirmation_number, detail=f"{card.card_brand or 'card'} ending {card.card_last4}")
+
+    forgotten = saved_cards.forget(paid.account, by=f"staff:{me.name}", before_commit=audited)
+    if not forgotten:  # a second click, or someone else was quicker
+        audit.record(me, "ops.forget_card", "none", account_number=paid.account.account_number,
+                     subject=paid.confirmation_number)
+        db.session.commit()
+    return redirect(url_for("ops.payment", confirmation=paid.confirmation_number,
+                            done="card-forgotten" if forgotten else "no-card"), 303)
 
 
 # --- Calls and messages ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import re
 from datetime import date
 
-from payments.sandbox_cards import BY_NUMBER
+from payments.sandbox_cards import BY_NUMBER, sandbox_customer
 
 # Twilio's <Pay> capture steps, in the order the caller is asked for them.
 CARD_NUMBER = "payment-card-number"
@@ -119,6 +119,11 @@ def payment_token(number: str, brand: str) -> str:
     if card is not None:
         return card.payment_method
     return _GENERIC_PM.get(brand, "pm_card_visa")
+
+
+def profile_id(payment_method: str) -> str:
+    """The ``cus_…`` Twilio's Stripe connector sends as ``ProfileId``: one customer per test card."""
+    return sandbox_customer(payment_method)
 
 
 def mask_number(number: str) -> str:

@@ -133,7 +133,8 @@ class PayRun:
         self._status(PROCESSING, 1)
         self.show(self.spec.prompt_for(PROCESSING, 1, None, self.brand), PROCESSING)
         token = cards.payment_token(self.values[CARD_NUMBER], self.brand or "")
-        return self._result("success", PaymentToken=token), False
+        # The Stripe connector reports the customer it keeps the PaymentMethod on as ProfileId.
+        return self._result("success", PaymentToken=token, ProfileId=cards.profile_id(token)), False
 
     def _capture(self, field: str) -> str | None:
         """Ask for ``field`` up to ``maxAttempts`` times; the last error if every attempt failed."""

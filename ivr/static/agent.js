@@ -25,10 +25,13 @@
     "invalid-postal-code": "not a valid ZIP code",
     "session-in-progress": "another payment session is open on this call"
   };
+  var BRANDS = { visa: "Visa", mastercard: "Mastercard", amex: "American Express", discover: "Discover" };
+  var SAVED_ON = { ivr: "on the phone line", callback: "on a reminder call", agent: "with an agent" };
   var TRANSFER_FINAL = ["approved", "caller_hung_up", "failed"];
   var ASSISTED_FINAL = ["approved", "declined", "cancelled", "caller_hung_up", "failed"];
 
   var current = null;   // {kind: "transfer" | "assisted", id: "..."}
+  var lookedUp = null;  // the account number the facts on screen belong to
   var lastVersion = -1;
   var pollTimer = null;
 
@@ -109,15 +112,41 @@
       var facts = $("account-facts");
       if (!result.ok) { clearFacts(); showError(explain(result.data)); return; }
       var a = result.data;
+      lookedUp = number;
       $("acct-name").textContent = a.name;
       $("acct-number").textContent = "ending " + a.account.replace("…", "");
       $("acct-phone").textContent = "ending " + a.phone.replace("…", "");
       $("acct-balance").textContent = a.balance_text + (a.payable ? "" : " (nothing to pay by phone)");
       $("acct-due").textContent = a.due_date_text || "none";
       $("acct-past-due").textContent = a.past_due_text;
+      showCard(a.saved_card);
       facts.hidden = false;
       if (!$("amount").value && a.payable) { $("amount").value = filledAmount = a.balance; }
       $("amount-help").textContent = "At most " + a.max_amount_text + ".";
+    });
+  }
+
+  function showCard(card) {
+    // Brand, last four and when: all the service keeps of a card (Stripe holds the card itself).
+    var text = "none";
+    if (card) {
+      text = (BRANDS[card.brand] || "Card") + " ending " + (card.last4 || "") + ", saved " +
+        new Date(card.saved_at).toLocaleDateString() + (SAVED_ON[card.channel] ? " " + SAVED_ON[card.channel] : "");
+    }
+    $("acct-card").textContent = text;
+    $("forget-card").hidden = !card;
+  }
+
+  function forgetCard() {
+    showError("");
+    var number = lookedUp;  // the account shown, even if the field was edited since
+    if (!number || !window.confirm("Forget the card on file? The member will have to key a card on their next payment.")) { return; }
+    $("forget-card").disabled = true;
+    api("POST", "/api/agent/accounts/saved-card/forget", { account_number: number }).then(function (result) {
+      $("forget-card").disabled = false;
+      if (!result.ok) { showError(explain(result.data)); return; }
+      showCard(null);
+      $("acct-card").textContent = result.data.forgotten ? "none (forgotten just now)" : "none";
     });
   }
 
@@ -325,6 +354,7 @@
     });
     $("refresh-calls").addEventListener("click", loadCalls);
     $("lookup-form").addEventListener("submit", lookUp);
+    $("forget-card").addEventListener("click", forgetCard);
     $("pay-form").addEventListener("submit", startPayment);
     $("mode-transfer").addEventListener("change", toggleMode);
     $("mode-assisted").addEventListener("change", toggleMode);

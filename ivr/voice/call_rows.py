@@ -23,10 +23,11 @@ import sqlalchemy as sa
 from flask import Flask, g
 from sqlalchemy.exc import IntegrityError
 
-from flows import AccountView, State, Turn
+from flows import AccountView, CardOnFile, State, Turn
 
 from ..extensions import CALL_ROWS_BIND, db
 from ..models import Account, CallSession, utcnow
+from ..money.models import SavedCard
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,9 @@ _STAGE_OF_STATE = {
     State.HISTORY: "heard_balance",
     State.FEE_CONFIRM: "heard_balance",
     State.CARD_ENTRY: "card_entry",
+    State.SAVED_CARD: "card_entry",
     State.CONFIRMATION: "paid",
+    State.SAVE_CARD_OFFER: "paid",
     State.AFTER_PAYMENT: "paid",
 }
 PATH_LIMIT = 40  # states kept per call: the first ones and the end matter; a loop in between is cut
@@ -374,6 +377,18 @@ def account_view(account: Account | Mapping[str, Any]) -> AccountView:
 def accounts_on_phone(phone: str) -> list[AccountView]:
     """The open accounts whose phone on file is ``phone`` (E.164), by account number."""
     return [account_view(row) for row in fetch(_CALLER_ACCOUNTS, {"phone": phone})]
+
+
+_CARDS = SavedCard.__table__
+_CARD_ON_FILE = DriverStatement(
+    sa.select(_CARDS.c.card_brand, _CARDS.c.card_last4).where(_CARDS.c.account_id == sa.bindparam("account_id"))
+)
+
+
+def card_on_file(account_id: int) -> CardOnFile | None:
+    """The flow's view of the account's saved card (brand and last four), or None."""
+    rows = fetch(_CARD_ON_FILE, {"account_id": account_id})
+    return CardOnFile(rows[0]["card_brand"], rows[0]["card_last4"]) if rows else None
 
 
 def apply(call: CallRow, turn: Turn, twiml: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from flows import AccountView
+from flows import AccountView, CardOnFile
 from flows.steps import PaidView
 
 from ..masking import mask
@@ -15,7 +15,7 @@ from ..models import Account, Payment
 from ..money.ledger import member_zone
 from ..phones import to_e164
 from . import identity
-from .call_rows import CallRow, DriverStatement, account_view, accounts_on_phone, fetch
+from .call_rows import CallRow, DriverStatement, account_view, accounts_on_phone, card_on_file, fetch
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ class DbCallContext:
 
     def account(self) -> AccountView | None:
         return self.call.account
+
+    def card_on_file(self) -> CardOnFile | None:
+        return card_on_file(self.call.account_id) if self.call.account_id is not None else None
 
     def verify(self, account_number: str, last4: str) -> bool:
         account = identity.verify(account_number, last4, self.call.call_sid)

@@ -5,7 +5,7 @@ from typing import Any
 
 import prompts
 from flows import Prompt
-from flows.steps import Day, Digits, Money
+from flows.steps import Day, Digits, Money, Word
 from prompts import speech
 
 
@@ -19,6 +19,8 @@ def spoken_params(params: Mapping[str, Any], lang: str) -> dict[str, str]:
             out[name] = speech.day(value.value, lang)
         elif isinstance(value, Digits):
             out[name] = speech.digits(value)
+        elif isinstance(value, Word):
+            out[name] = prompts.text(value, lang)
         elif isinstance(value, int) and not isinstance(value, bool):
             out[name] = speech.number(value, lang)
         else:

@@ -1,7 +1,7 @@
 """Twilio voice webhooks: parse the request, lock the call, ask the engine, answer TwiML.
 
 Menu logic lives in ``flows``; this module only moves data between Twilio, the database and the
-engine, and charges the ``<Pay>`` token.
+engine, and charges the ``<Pay>`` token or the card on file.
 """
 
 import logging
@@ -10,17 +10,29 @@ import time
 from flask import Blueprint, request
 
 import flows
-from flows import KeyPress, Pay, PayOutcome, Silence, State
-from flows.steps import APPROVED, CALLER_HUNG_UP, DECLINED, STAR, UNAVAILABLE, UNREADABLE
+from flows import Act, KeyPress, Pay, PayOutcome, Silence, State
+from flows.steps import (
+    APPROVED,
+    CALLER_HUNG_UP,
+    CHARGE_SAVED_CARD,
+    DECLINED,
+    FORGET_CARD,
+    FORGOTTEN,
+    SAVE_CARD,
+    STAR,
+    UNAVAILABLE,
+    UNREADABLE,
+)
 
 from ..extensions import db
 from ..masking import mask
 from ..models import Account, utcnow
-from ..money import charge
+from ..money import charge, saved_cards
+from ..money.models import SavedCard
 from ..monitoring import metrics
 from ..twilio.signatures import call_sid as signed_call_sid
 from ..twilio.signatures import twilio_signed
-from . import call_rows
+from . import call_rows, card_on_file
 from . import events as call_events
 from .call_rows import CallRow
 from .context import DbCallContext
@@ -131,11 +143,57 @@ def step():
             return xml_response(replay)
         assert call is not None
         ctx = DbCallContext(call)
-        twiml = answer(call, flows.advance(State(call.state), event, ctx), ctx)
+        turn = flows.advance(State(call.state), event, ctx)
+        if isinstance(turn.expect, Act):  # the key moves money or a saved card: do it once, locked
+            assert isinstance(event, KeyPress)
+            return xml_response(_act(call_sid, event))
+        twiml = answer(call, turn, ctx)
         if twiml is None:  # decide again on the row as it is now (nothing was kept)
             continue
         return xml_response(twiml)
     raise AssertionError("a locked call row cannot move")
+
+
+def _act(call_sid: str, event: KeyPress) -> str:
+    """A key that asks the web layer to act (charge the card on file, save or forget it): once, as ``<Pay>``.
+
+    The call's row is locked and the request's ``seq`` checked, as for a ``<Pay>`` result; the
+    action commits (a charge commits its attempt before Stripe is called), the row is locked
+    again, and the caller hears what the action came to. A redelivered key press gets the saved
+    answer; one that reaches Stripe while the first is still there waits for its outcome.
+    """
+    call = call_rows.lock(call_sid)
+    replay = _replay_or_none(call)
+    if replay is not None:
+        call_rows.release()
+        return replay
+    assert call is not None
+    seq = call.seq
+    ctx = DbCallContext(call)
+    turn = flows.advance(State(call.state), event, ctx)
+    if not isinstance(turn.expect, Act):  # the row moved on before the lock: answer like any step
+        twiml = answer(call, turn, ctx)
+        assert twiml is not None, "a locked call row cannot move"
+        return twiml
+    action = turn.expect.action
+    outcome: PayOutcome | None
+    if action == CHARGE_SAVED_CARD:
+        card = card_on_file.offered_card(call)
+        outcome = _charge_until_known(call, card=card) if card is not None else PayOutcome(FORGOTTEN)
+    elif action == SAVE_CARD:
+        outcome = card_on_file.save(call, ctx)
+    elif action == FORGET_CARD:
+        outcome = card_on_file.forget(call, ctx)
+    else:
+        raise AssertionError(f"no action {action!r}")
+    call = call_rows.lock(call_sid)  # re-taken: the action committed
+    if outcome is None or call is None or call.seq != seq:
+        call_rows.release()  # another delivery of this key answered: say what it said
+        return _saved_answer(call)
+    ctx = DbCallContext(call)
+    twiml = answer(call, flows.resume(turn, outcome, ctx), ctx)
+    assert twiml is not None, "a locked call row cannot move"
+    return twiml
 
 
 @bp.post("/twilio/voice/pay")
@@ -160,7 +218,7 @@ def pay_result():
     result = form.get("Result", "")
     token = form.get("PaymentToken", "")
     if result == "success" and token:
-        outcome = _charge_until_known(call, token, form)
+        outcome = _charge_until_known(call, token, customer=form.get("ProfileId") or None)
         call = call_rows.lock(call_sid)  # re-taken: the charge ran without holding the row
         if outcome is None or call is None or call.seq != seq:
             call_rows.release()  # another delivery of this result answered: say what it said
@@ -190,15 +248,17 @@ IN_PROGRESS_WAIT_SECONDS = 5.0
 IN_PROGRESS_POLL_SECONDS = 0.5
 
 
-def _charge_until_known(call: CallRow, token: str, form) -> PayOutcome | None:
-    """Charge through the one charge step until Stripe knows the outcome; commits, holds no lock.
+def _charge_until_known(call: CallRow, token: str = "", *, customer: str | None = None,
+                        card: SavedCard | None = None) -> PayOutcome | None:
+    """Charge (the ``<Pay>`` token, or the card on file) through the one charge step until Stripe
+    knows the outcome; commits, holds no lock.
 
-    None when another delivery of this same result answered the caller meanwhile.
+    None when another delivery of this same result (or key press) answered the caller meanwhile.
     """
     deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
     seq = call.seq
     while True:
-        outcome, in_progress = _charge(call, token, form)
+        outcome, in_progress = _charge(call, token, customer=customer, card=card)
         if not in_progress or time.monotonic() >= deadline:
             return outcome  # after the wait: "not charged, try again" (Stripe's webhook settles it)
         call_rows.release()  # no transaction left open while waiting
@@ -210,9 +270,10 @@ def _charge_until_known(call: CallRow, token: str, form) -> PayOutcome | None:
         call = locked
 
 
-def _charge(call: CallRow, token: str, form) -> tuple[PayOutcome, bool]:
-    """Charge the token through the one charge step; the flow outcome, and whether Stripe was still
-    running another request of this same attempt (so the outcome is not known yet)."""
+def _charge(call: CallRow, token: str, *, customer: str | None, card: SavedCard | None) -> tuple[PayOutcome, bool]:
+    """Charge the ``<Pay>`` token (of Stripe's ``customer``) or the card on file through the one charge
+    step; the flow outcome, and whether Stripe was still running another request of this same
+    attempt (so the outcome is not known yet)."""
     data = dict(call.data or {})
     account = db.session.get(Account, call.account_id) if call.account_id else None
     amount = int(data.get("amount_cents") or 0)
@@ -222,19 +283,32 @@ def _charge(call: CallRow, token: str, form) -> tuple[PayOutcome, bool]:
         logger.error("call %s reached <Pay> without an account or amount", call.call_sid)
         return PayOutcome(UNAVAILABLE), False
     attempts = int(data.get("pay_attempts", 0)) + 1
-    charged = charge.charge_token(
-        account,
-        amount,
-        # The seq names this one <Pay>: a redelivery has the same key, a new card a new one.
-        f"{call.call_sid}:{call.seq}",
-        token,
-        channel=call.channel,
-        call_sid=call.call_sid,
-        language=call.language,
-        caller=call.from_number,
-        customer=form.get("ProfileId") or None,
-        fee_cents=fee,
-    )
+    if card is None:
+        charged = charge.charge_token(
+            account,
+            amount,
+            # The seq names this one <Pay>: a redelivery has the same key, a new card a new one.
+            f"{call.call_sid}:{call.seq}",
+            token,
+            channel=call.channel,
+            call_sid=call.call_sid,
+            language=call.language,
+            caller=call.from_number,
+            customer=customer,
+            fee_cents=fee,
+        )
+    else:
+        charged = saved_cards.charge_saved(
+            card,
+            amount,
+            # The seq names the "1" that chose the card; "saved:" keeps it apart from a <Pay>'s key.
+            f"saved:{call.call_sid}:{call.seq}",
+            channel=call.channel,
+            call_sid=call.call_sid,
+            language=call.language,
+            caller=call.from_number,
+            fee_cents=fee,
+        )
     if charged.status == charge.UNAVAILABLE:
         logger.warning("call %s: payment processor %s", call.call_sid,
                        "still running this attempt" if charged.in_progress else "unavailable")
@@ -250,9 +324,22 @@ def _charge(call: CallRow, token: str, form) -> tuple[PayOutcome, bool]:
                 "paid_cents": payment.amount_cents,
                 "paid_fee_cents": payment.fee_cents,
                 "payment_id": payment.id,
+                # A keyed card Stripe keeps on a customer may be saved, if the member agrees.
+                "card_savable": card is None and _savable(payment),
             },
         ), False
-    return PayOutcome(DECLINED, {"pay_attempts": attempts, "decline_code": charged.decline_code}), False
+    declined = {"pay_attempts": attempts, "decline_code": charged.decline_code}
+    if card is not None:
+        declined["saved_card_failed"] = True  # not offered again on this call
+    return PayOutcome(DECLINED, declined), False
+
+
+def _savable(payment) -> bool:
+    """The keyed card can be kept, and is not the very card on file already (nothing to ask)."""
+    if not saved_cards.can_save(payment):
+        return False
+    on_file = saved_cards.saved_card_of(payment.account_id)
+    return on_file is None or on_file.stripe_payment_method != payment.stripe_payment_method
 
 
 @bp.post("/twilio/voice/pay-status")

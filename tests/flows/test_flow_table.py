@@ -149,12 +149,16 @@ class FakeContext:
         self._correct = correct
         self._paid = list(paid)
         self.identified = None
+        self.card = None  # the account's card on file: CardOnFile(brand, last4)
 
     def caller_accounts(self):
         return self._accounts
 
     def account(self):
         return self.identified or (self._accounts[0] if self._accounts else None)
+
+    def card_on_file(self):
+        return self.card
 
     def verify(self, number, last4):
         ok = (number, last4) == self._correct
@@ -273,3 +277,66 @@ def test_the_decisions_take_ascii_digits_only(keyed):
     assert d.parse_amount(keyed, ctx).label == "invalid"
     assert d.pick_listed_account(keyed, ctx).label == "invalid"
     assert d.verify_caller((keyed * 4)[:4], ctx).label == "invalid" and ctx.verified == []
+
+
+# --- the card on file -------------------------------------------------------------------------------
+
+
+def test_the_card_on_file_is_offered_once_the_amount_is_set_and_charged_without_pay():
+    from flows import Act, CardOnFile, resume
+    from flows.steps import APPROVED, CHARGE_SAVED_CARD
+
+    ctx = FakeContext()
+    ctx.verify("12345001", "0143")
+    ctx.card = CardOnFile("visa", "4242")
+    turn = advance(State.SUMMARY, KeyPress("1"), ctx)
+    assert turn.state == State.SAVED_CARD and isinstance(turn.expect, Keys)
+    assert [p.key for p in turn.say] == ["saved_card_choice"]
+    assert (turn.say[0].params["card"], turn.say[0].params["last4"]) == ("brand_visa", "4242")
+    ctx.data.update(turn.updates)
+
+    charging = advance(State.SAVED_CARD, KeyPress("1"), ctx)
+    assert charging.state == State.SAVED_CARD_CHARGE and charging.expect == Act(CHARGE_SAVED_CARD)
+    done = resume(charging, PayOutcome(APPROVED, {"paid_cents": 5000, "confirmation_number": "12345678"}), ctx)
+    assert done.state == State.CONFIRMATION and done.updates["paid_cents"] == 5000
+
+
+def test_without_a_card_on_file_or_on_an_agents_transfer_the_keypad_comes_straight_away():
+    from flows import CardOnFile
+
+    ctx = FakeContext()
+    ctx.verify("12345001", "0143")
+    assert advance(State.SUMMARY, KeyPress("1"), ctx).state == State.CARD_ENTRY
+    ctx.card = CardOnFile("visa", "4242")
+    ctx.data.update({"amount_cents": 5025, "transfer_id": "tr_1"})
+    assert advance(State.TRANSFER_CONFIRM, KeyPress("1"), ctx).state == State.CARD_ENTRY  # nothing else asked
+    ctx.data.update({"saved_card_failed": True})
+    del ctx.data["transfer_id"]
+    assert advance(State.SUMMARY, KeyPress("1"), ctx).state == State.CARD_ENTRY  # declined on this call
+
+
+@pytest.mark.parametrize(
+    ("data", "after"),
+    [
+        ({"card_savable": True, "payment_id": 7}, State.SAVE_CARD_OFFER),
+        ({"card_savable": False, "payment_id": 7}, State.GOODBYE),
+        ({"card_savable": True, "payment_id": 7, "transfer_id": "tr_1", "return_to": "+12025550100"},
+         State.RETURN_TO_AGENT),
+    ],
+)
+def test_the_save_offer_follows_a_keyed_approval_once_and_never_a_transfer(data, after):
+    ctx = FakeContext(data=data)
+    ctx.verify("12345001", "0143")
+    turn = advance(State.CONFIRMATION, Silence(), ctx)
+    assert turn.state == after
+    if after == State.SAVE_CARD_OFFER:
+        ctx.data.update(turn.updates)  # asked once: no answer goes on to goodbye, not round again
+        assert advance(State.SAVE_CARD_OFFER, Silence(), ctx).state == State.GOODBYE
+
+
+def test_every_brand_the_flow_can_say_is_in_both_catalogues():
+    from flows.decisions import BRANDS, brand_word
+
+    for lang in prompts.LANGUAGES:
+        for brand in (*BRANDS, None, "jcb"):
+            assert prompts.text(brand_word(brand), lang)

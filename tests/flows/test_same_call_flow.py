@@ -18,7 +18,7 @@ DANA_5002 = AccountView("12345002", 5000, 0, None, "en", "active")
 class Context:
     """A CallContext over plain data: accounts on the caller's phone, their last four, past payments."""
 
-    def __init__(self, *, accounts=(DANA_5001,), on_phone=True, fee=0, paid=(), last4="0143", data=None):
+    def __init__(self, *, accounts=(DANA_5001,), on_phone=True, fee=0, paid=(), last4="0143", data=None, cards=None):
         self.data = dict(data or {})
         self.agent_available = False
         self.min_payment_cents = 100
@@ -30,12 +30,16 @@ class Context:
         self.last4 = last4
         self.identified = None
         self.verified = []  # every (account number, last four) checked, in order
+        self.cards = dict(cards or {})  # account number -> CardOnFile
 
     def caller_accounts(self):
         return list(self.accounts.values()) if self.on_phone else []
 
     def account(self):
         return self.identified
+
+    def card_on_file(self):
+        return self.cards.get(self.identified.account_number) if self.identified else None
 
     def verify(self, number, last4):
         self.verified.append((number, last4))
@@ -397,3 +401,26 @@ def test_the_fee_accepted_is_the_fee_that_was_said_even_if_the_setting_changes_m
     ctx.convenience_fee_cents = 300  # a new setting deployed while the caller listens
     step(ctx, offer, KeyPress("1"))
     assert ctx.data["fee_cents"] == 250
+
+
+def test_the_next_account_is_offered_its_own_card_on_file_even_after_the_first_ones_was_declined():
+    from flows import CardOnFile, resume
+    from flows.steps import DECLINED
+
+    ctx = Context(accounts=(DANA_5001, DANA_5002),
+                  cards={"12345001": CardOnFile("visa", "0341"), "12345002": CardOnFile("mastercard", "4444")})
+    choice = step(ctx, identified(ctx), KeyPress("1"))
+    assert choice.state == State.SAVED_CARD
+    charging = step(ctx, choice, KeyPress("1"))
+    declined = resume(charging, PayOutcome(DECLINED, {"decline_code": "card_declined", "saved_card_failed": True}), ctx)
+    ctx.data.update(declined.updates)
+    keypad = step(ctx, declined, KeyPress("1"))
+    done = step(ctx, keypad, PayOutcome(APPROVED, {**APPROVED_TURN, "card_savable": True}))
+    ctx.data["choices"] = ["12345001", "12345002"]
+
+    offer = step(ctx, done, KeyPress("2"))  # another account, before the save offer
+    assert ctx.data["card_savable"] is False and ctx.data["saved_card_failed"] is False
+    summary = step(ctx, step(ctx, offer, KeyPress("1")), KeyPress("0143"))
+    second = step(ctx, summary, KeyPress("1"))
+    assert second.state == State.SAVED_CARD
+    assert "your Mastercard ending in 4 4 4 4" in heard(second, "en")

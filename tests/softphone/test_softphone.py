@@ -219,6 +219,7 @@ def test_pay_posts_what_twilio_posts_and_never_the_card(serve):
 
     done = server.forms("/pay-done")[0]
     pay_params = {k: v for k, v in done.items() if k not in server.requests[0]["form"]}
+    assert re.fullmatch(r"cus_\w+", pay_params.pop("ProfileId"))  # the Stripe connector's customer
     assert pay_params == {
         "Result": "success",
         "PaymentToken": "pm_card_visa",
@@ -246,6 +247,17 @@ def test_pay_posts_what_twilio_posts_and_never_the_card(serve):
     assert CARD not in shown and CVC not in shown
     assert "12/34" not in shown and "1234" not in shown
     assert result.says == ["Enter your card number.", "Paid."]
+
+
+def test_the_same_card_keyed_on_two_calls_belongs_to_one_stripe_customer(serve):
+    server = serve({"/twilio/voice": PAY_TWIML})
+    call(server, cards=[f"{CARD},12/34,{CVC},30301"])
+    call(server, cards=[f"{CARD},01/40,123,30301"])
+    call(server, cards=["5555555555554444,01/40,123,30301"])
+
+    first, again, other = (form["ProfileId"] for form in server.forms("/pay-done"))
+    assert first == again and other != first
+    assert CARD[-4:] not in first and CARD not in first
 
 
 def test_unknown_luhn_valid_card_gets_its_brands_generic_token(serve):

@@ -83,6 +83,8 @@ def test_whole_call_pays_full_balance_and_queues_one_receipt(app, client, make_a
     call.press("1")  # hear it again
     assert confirmation_in(call.said()) == confirmation
     call.silence()
+    assert "To save this card for next time, press 1." in call.said()  # kept only on that key
+    call.silence()
     assert call.root.xpath("./Hangup") and "Goodbye" in call.said()
     call.status("completed")
     assert call.last_status == 204
