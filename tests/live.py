@@ -62,7 +62,7 @@ class LiveServer:
             [sys.executable, "-m", "ivr.cli", "serve", "--port", str(self.port), "--workers", str(self.workers)],
             env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a busy machine starts gunicorn slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("ivr serve exited:\n" + self.log_path.read_text())
