@@ -89,8 +89,8 @@ class _Overlay:
     def card_on_file(self) -> CardOnFile | None:
         return self._ctx.card_on_file()
 
-    def verify(self, account_number: str, last4: str) -> bool:
-        return self._ctx.verify(account_number, last4)
+    def verify(self, account_number: str, answer: str, factor: str = "last4") -> bool:
+        return self._ctx.verify(account_number, answer, factor)
 
     def recent_payments(self, limit: int) -> list[PaidView]:
         return self._ctx.recent_payments(limit)

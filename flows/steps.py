@@ -15,6 +15,10 @@ class State(StrEnum):
     CHOOSE_ACCOUNT = "CHOOSE_ACCOUNT"
     ENTER_ACCOUNT = "ENTER_ACCOUNT"
     ENTER_LAST4 = "ENTER_LAST4"
+    # The caller-ID path's second factor: something a spoofed caller ID does not give away.
+    CALLER_ID_CHECK = "CALLER_ID_CHECK"
+    ENTER_ZIP = "ENTER_ZIP"
+    ENTER_FULL_ACCOUNT = "ENTER_FULL_ACCOUNT"
     ACCOUNT_CHECK = "ACCOUNT_CHECK"
     SUMMARY = "SUMMARY"
     HISTORY = "HISTORY"
@@ -135,6 +139,7 @@ class AccountView:
     due_date: Any  # datetime.date | None
     language: str
     status: str
+    zip: str | None = None  # the service ZIP code: a second factor, never spoken
 
     @property
     def last4(self) -> str:
@@ -179,8 +184,9 @@ class CallContext(Protocol):
         """The identified account's saved card, or None."""
         ...
 
-    def verify(self, account_number: str, last4: str) -> bool:
-        """Check the pair, record a failure, honour the lockout; False says nothing about which part."""
+    def verify(self, account_number: str, answer: str, factor: str = "last4") -> bool:
+        """Check the account and its ``factor`` (last4, zip, account), record a failure, honour the
+        lockout; False says nothing about which part was wrong."""
         ...
 
     def recent_payments(self, limit: int) -> list[PaidView]:

@@ -56,13 +56,13 @@ FLOW: Final[Mapping[State, Step]] = {
     State.OFFER_CALLER_ID: Step(
         say=d.offer_caller_id,
         expect=Keys(num_digits=1),
-        on={"1": State.ENTER_LAST4, "2": State.ENTER_ACCOUNT},
+        on={"1": State.CALLER_ID_CHECK, "2": State.ENTER_ACCOUNT},
     ),
     State.CHOOSE_ACCOUNT: Step(
         say=d.list_accounts,
         expect=Keys(num_digits=1),
         decide=d.pick_listed_account,
-        on={"picked": State.ENTER_LAST4, "other": State.ENTER_ACCOUNT},
+        on={"picked": State.CALLER_ID_CHECK, "other": State.ENTER_ACCOUNT},
     ),
     State.ENTER_ACCOUNT: Step(
         say=("enter_account",),
@@ -74,6 +74,24 @@ FLOW: Final[Mapping[State, Step]] = {
         say=("enter_last4",),
         expect=Keys(num_digits=4, timeout=10),
         decide=d.verify_caller,  # unknown account, wrong digits and lockout sound the same
+        on={"verified": State.ACCOUNT_CHECK, "retry": State.ENTER_ACCOUNT, "exhausted": State.NO_MATCH},
+    ),
+    # The caller ID chose the account: the phone's last four would prove nothing (a spoofed caller
+    # ID holds them), so the second factor is the service ZIP code, else the full account number.
+    State.CALLER_ID_CHECK: Step(
+        route=d.caller_id_factor,
+        on={"zip": State.ENTER_ZIP, "account": State.ENTER_FULL_ACCOUNT},
+    ),
+    State.ENTER_ZIP: Step(
+        say=("enter_zip",),
+        expect=Keys(num_digits=5, timeout=10),
+        decide=d.verify_zip,
+        on={"verified": State.ACCOUNT_CHECK, "retry": State.ENTER_ACCOUNT, "exhausted": State.NO_MATCH},
+    ),
+    State.ENTER_FULL_ACCOUNT: Step(
+        say=("enter_full_account",),
+        expect=Keys(num_digits=None, finish_on_key="#", timeout=10),
+        decide=d.verify_full_account,
         on={"verified": State.ACCOUNT_CHECK, "retry": State.ENTER_ACCOUNT, "exhausted": State.NO_MATCH},
     ),
     State.ACCOUNT_CHECK: Step(

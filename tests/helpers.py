@@ -16,6 +16,8 @@ from payments.sandbox_cards import BY_PAYMENT_METHOD, sandbox_customer
 
 BASE = "https://ivr.example.coop"
 TOKEN = "test-auth-token"
+# The service ZIP code ``make_account`` gives an account: the caller-ID path's second factor.
+ZIP = "20005"
 ACCOUNT_SID = "AC" + "a" * 32
 
 
