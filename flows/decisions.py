@@ -202,6 +202,15 @@ def summary_menu(ctx: CallContext) -> list[MenuOption]:
     return [option for option in SUMMARY_MENU if option.offered(ctx)]
 
 
+# What a caller may say for each summary option (flows/speech.py INTENT_WORDS).
+_SUMMARY_INTENTS = {"full": ("pay", "balance"), "past_due": ("past_due",), "other": ("other",), "history": ("history",)}
+
+
+def summary_words(ctx: CallContext) -> dict[str, str]:
+    """The summary menu's spoken choices and the keys they stand for (the keys move with a past-due option)."""
+    return {intent: option.key for option in summary_menu(ctx) for intent in _SUMMARY_INTENTS[option.label]}
+
+
 def _menu_amount(label: str, account: AccountView) -> int | None:
     """The amount an option pays, when it pays a set amount."""
     return {"full": account.balance_cents, "past_due": account.past_due_cents}.get(label)

@@ -97,11 +97,19 @@ class Word(str):
 
 @dataclass(frozen=True)
 class Keys:
-    """Expect keypad input (TwiML ``<Gather>``)."""
+    """Expect keypad input or speech (TwiML ``<Gather input="dtmf speech">``).
+
+    ``hear`` is what speech is read as: "menu" (a meaning or a key's number), "digits" (a number
+    said digit by digit) or "amount" (dollars and cents). ``words`` maps the meanings a menu
+    accepts ("yes", "pay": ``flows.speech.INTENT_WORDS``) to its keys, or is a named function of
+    the call giving that map (a menu whose keys depend on the account).
+    """
 
     num_digits: int | None = 1
     finish_on_key: str = ""
     timeout: int = 6
+    hear: str = "menu"
+    words: "Mapping[str, str] | Callable[[CallContext], Mapping[str, str]]" = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

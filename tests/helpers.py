@@ -71,6 +71,10 @@ class CallActions:
         """Key ``digits`` into the current ``<Gather>``."""
         return self.post(self.gather_action(), self.params(Digits=digits))
 
+    def say(self, words, confidence=0.93):
+        """Say ``words`` to the current ``<Gather>``: Twilio posts ``SpeechResult`` and ``Confidence``."""
+        return self.post(self.gather_action(), self.params(SpeechResult=words, Confidence=str(confidence)))
+
     def silence(self):
         """Let the ``<Gather>`` time out: Twilio follows the ``<Redirect>`` after it."""
         url = self.root.xpath("./Redirect/text()")[0]

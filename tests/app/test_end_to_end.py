@@ -57,7 +57,7 @@ def test_decline_then_success(live_env):
 
 def test_spanish_call(live_env):
     with LiveServer(live_env) as server:
-        result, transcript, said = place_call(server.url, "--from", ROSA, "--keys", "_ 1 0178 1", "--card", VISA, env=server.env)
+        result, transcript, said = place_call(server.url, "--from", ROSA, "--keys", "_ 1 20010 1", "--card", VISA, env=server.env)
     assert result.returncode == 0, result.stderr
     assert "Su saldo es de ciento treinta y un dólares con seis centavos" in said
     assert "fue aprobado" in said
