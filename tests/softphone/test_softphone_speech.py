@@ -2,8 +2,12 @@
 as ``SpeechResult`` with ``Confidence``, as Twilio sends them, to Gathers that listen for speech."""
 
 import io
+import json
 
+import pytest
 from click.testing import CliRunner
+from live import LiveServer, live_env  # noqa: F401  (a fixture)
+from live import ivr as run_ivr
 from test_softphone import TOKEN, call, serve  # noqa: F401  (the fixture)
 
 from ivr.softphone.command import call_command
@@ -52,3 +56,18 @@ def test_more_at_signs_than_phrases_is_a_usage_error(serve):
     server = serve(SPEECH_MENU)
     result = CliRunner().invoke(call_command, ["--url", server.base, "--keys", "@ @", "--say", "pay", "--auth-token", TOKEN])
     assert result.exit_code == 2 and "more @ than there are --say phrases" in result.output
+
+
+@pytest.mark.e2e
+def test_a_spanish_member_pays_by_voice_against_the_real_server(live_env):  # noqa: F811
+    """Rosa says everything but her card: Spanish, yes, her ZIP, a different amount, the amount, yes."""
+    with LiveServer(live_env) as server:
+        result = run_ivr("call", "--url", server.url, "--json", "--from", "+12025550178",
+                         "--say", "español", "--say", "sí", "--say", "dos cero cero uno cero",
+                         "--say", "otra cantidad", "--say", "cincuenta dólares con veinticinco centavos",
+                         "--say", "sí", "--card", "4242424242424242,12/30,123,30301", env=server.env)
+    assert result.returncode == 0, result.stderr
+    transcript = json.loads(result.stdout)
+    said = " ".join(say["text"] for step in transcript["steps"] for say in step["says"])
+    assert "cincuenta dólares con veinticinco centavos" in said and "fue aprobado" in said
+    assert transcript["steps"][0]["keys"] == ['"español"']  # said, not keyed
