@@ -87,3 +87,59 @@ def test_hints_name_the_steps_words_in_the_calls_language_and_a_class_for_number
     assert "pay" in hints("menu", SUMMARY, "en") and "agent" in hints("menu", SUMMARY, "en")
     assert "pagar" in hints("menu", SUMMARY, "es") and "pay" not in hints("menu", SUMMARY, "es").split(", ")
     assert hints("digits", {}, "en").startswith("$OOV_CLASS_DIGIT_SEQUENCE")
+
+
+# --- every step of the table -------------------------------------------------------------------
+
+from test_flow_table import FakeContext  # noqa: E402
+
+from flows import FLOW, Keys, State  # noqa: E402
+from flows.engine import CONFIRM_HEARD, KeyPress, Silence, Speech, advance  # noqa: E402
+from flows.speech import INTENT_WORDS  # noqa: E402
+from flows.steps import AccountView  # noqa: E402
+
+KEY_STEPS = [state for state, step in FLOW.items() if isinstance(step.expect, Keys)]
+
+
+def _ctx(**data):
+    ctx = FakeContext(data={"candidate": "12345001", "choices": ["12345001", "12345002"], **data}, agent=True)
+    ctx.identified = AccountView("12345001", 5000, 0, None, "en", "active")
+    return ctx
+
+
+def test_every_word_a_step_accepts_is_a_meaning_in_both_languages_and_one_of_its_keys():
+    for state in KEY_STEPS:
+        words = FLOW[state].expect.words
+        words = words(_ctx()) if callable(words) else words
+        for meaning, key in words.items():
+            assert all(meaning in INTENT_WORDS[lang] for lang in INTENT_WORDS), (state, meaning)
+            assert len(key) == 1 and key in "0123456789*#", (state, meaning)
+
+
+@pytest.mark.parametrize("state", KEY_STEPS)
+def test_every_prompt_answers_noise_with_a_clear_reprompt(state):
+    turn = advance(state, Speech("purple elephants", confident=True), _ctx())
+    assert turn.state == state and turn.say[0].key == "not_understood" and turn.updates["invalid"] == 1
+
+
+@pytest.mark.parametrize("state", KEY_STEPS)
+def test_every_prompt_reads_doubtful_speech_back_and_decides_nothing_until_yes(state):
+    ctx = _ctx()
+    turn = advance(state, Speech("repeat", confident=False), ctx)
+    assert turn.state == state and turn.expect.num_digits == 1 and turn.expect.words == CONFIRM_HEARD.words
+    assert [p.key for p in turn.say] == ["heard_choice" if FLOW[state].expect.hear == "menu" else
+                                         "heard_amount" if FLOW[state].expect.hear == "amount" else "heard_digits",
+                                         "heard_check"]
+    assert turn.updates == {"heard_keys": "*"}
+    ctx.data.update(turn.updates)
+    no = advance(state, KeyPress("2"), ctx)
+    assert no.state == state and no.updates == {"heard_keys": None}
+    assert "heard_check" not in [p.key for p in no.say] and no.expect == FLOW[state].expect  # the step again
+    silence = advance(state, Silence(), ctx)  # silence to a read-back is no "yes" either
+    assert silence.state == state and silence.updates == {"heard_keys": None}
+
+
+@pytest.mark.parametrize("state", [s for s in KEY_STEPS if FLOW[s].allow_agent])
+def test_every_prompt_that_offers_the_agent_takes_agent_said(state):
+    turn = advance(state, Speech("representative", confident=True), _ctx())
+    assert turn.state == State.AGENT
