@@ -19,6 +19,7 @@ __all__ = [
     "PayOutcome",
     "Prompt",
     "Silence",
+    "Speech",
     "State",
     "Step",
     "Turn",

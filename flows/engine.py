@@ -5,7 +5,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import speech
-
 from .steps import (
     INVALID_LIMIT,
     SILENCE_LIMIT,

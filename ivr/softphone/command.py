@@ -151,7 +151,9 @@ def call_command(
         raise click.BadParameter(str(exc), param_hint="--keys/--say") from None
     if texts:
         if keys is not None or cards or hangup_in_pay or said:
-            raise click.UsageError("--text sends texts instead of placing a call; leave out --keys, --say, --card and --hangup-in-pay")
+            raise click.UsageError(
+                "--text sends texts instead of placing a call; leave out --keys, --say, --card and --hangup-in-pay"
+            )
         exchange = send_texts(url, texts, from_=from_, to=to, account_sid=account_sid, auth_token=auth_token,
                               printer=Printer(live))
         if as_json:

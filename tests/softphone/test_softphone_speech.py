@@ -5,12 +5,15 @@ import io
 import json
 
 import pytest
+import test_softphone
 from click.testing import CliRunner
 from live import LiveServer, live_env  # noqa: F401  (a fixture)
 from live import ivr as run_ivr
-from test_softphone import TOKEN, call, serve  # noqa: F401  (the fixture)
+from test_softphone import TOKEN, call
 
 from ivr.softphone.command import call_command
+
+serve = test_softphone.serve  # the fixture: a fake server answering TwiML
 
 SPEECH_MENU = {
     "/twilio/voice": """<Response><Gather input="dtmf speech" numDigits="1" action="/one">

@@ -87,8 +87,10 @@ def test_a_misheard_choice_is_read_back_and_a_no_asks_again(app, client, make_ac
     assert call.root.xpath("./Pay")
 
 
-@pytest.mark.parametrize(("lang", "number", "heard"), [("en", "one two three four five zero zero one", "I heard 1 2 3 4 5 0 0 1."),
-                                                       ("es", "uno dos tres cuatro cinco cero cero uno", "Entendí 1 2 3 4 5 0 0 1.")])
+@pytest.mark.parametrize(("lang", "number", "heard"), [
+    ("en", "one two three four five zero zero one", "I heard 1 2 3 4 5 0 0 1."),
+    ("es", "uno dos tres cuatro cinco cero cero uno", "Entendí 1 2 3 4 5 0 0 1."),
+])
 def test_an_account_number_heard_with_doubt_is_read_back_before_it_is_used(client, make_account, lang, number, heard):
     make_account()
     call = CallActions(client, from_="anonymous")
