@@ -132,8 +132,8 @@ def main() -> None:
 PATHS = [
     # Grace Lindqvist's $1,048.75: the caller ID is on file; the script ends (the caller hangs
     # up) once the confirmation has been heard.
-    Path_("English, caller ID on file, full balance", "en", "+12025550127", "_ 1 0127 1"),
-    Path_("Spanish, caller ID on file, full balance", "es", "+12025550127", "2 1 0127 1"),
+    Path_("English, caller ID on file, full balance", "en", "+12025550127", "_ 1 20016 1"),
+    Path_("Spanish, caller ID on file, full balance", "es", "+12025550127", "2 1 20016 1"),
 ]
 
 if __name__ == "__main__":

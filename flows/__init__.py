@@ -1,6 +1,6 @@
 """The call flow: states, the table that joins them, and a pure engine that walks it."""
 
-from .engine import KeyPress, PayOutcome, Silence, Turn, advance, repeat, resume, start
+from .engine import KeyPress, PayOutcome, Silence, Speech, Turn, advance, repeat, resume, start
 from .steps import AccountView, Act, CallContext, CardOnFile, Entry, Keys, Pay, Prompt, State, Step
 from .table import ENTRY_POINTS, FLOW, INITIAL
 
@@ -19,6 +19,7 @@ __all__ = [
     "PayOutcome",
     "Prompt",
     "Silence",
+    "Speech",
     "State",
     "Step",
     "Turn",

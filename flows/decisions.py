@@ -58,17 +58,43 @@ def take_account_number(digits: str, ctx: CallContext) -> Decision:
 
 
 def verify_caller(digits: str, ctx: CallContext) -> Decision:
-    """Check account + last four; unknown, wrong and locked all get the same words."""
+    """Check account + last four of the phone on file; unknown, wrong and locked all get the same words."""
     if not (len(digits) == 4 and _DIGITS.fullmatch(digits)):
         return Decision("invalid", say=(Prompt("enter_four_digits"),))
-    if ctx.verify(str(ctx.data.get("candidate", "")), digits):
+    return _check_factor(digits, "last4", ctx, Prompt("no_match"))
+
+
+def caller_id_factor(_: str, ctx: CallContext) -> Decision:
+    """The caller ID picked the account, so ask for what it does not reveal: the service ZIP code
+    when the accounts file has one, else the full account number (never the phone's last four)."""
+    candidate = str(ctx.data.get("candidate", ""))
+    view = next((a for a in ctx.caller_accounts() if a.account_number == candidate), None)
+    return Decision("zip" if view is not None and view.zip else "account")
+
+
+def verify_zip(digits: str, ctx: CallContext) -> Decision:
+    """Check the caller-ID account's service ZIP code; wrong and locked get the same words."""
+    if not (len(digits) == 5 and _DIGITS.fullmatch(digits)):
+        return Decision("invalid", say=(Prompt("enter_five_digits"),))
+    return _check_factor(digits, "zip", ctx, Prompt("second_factor_no_match"))
+
+
+def verify_full_account(digits: str, ctx: CallContext) -> Decision:
+    """Check the caller-ID account's full account number; wrong and locked get the same words."""
+    if not _DIGITS.fullmatch(digits) or not 4 <= len(digits) <= 20:
+        return Decision("invalid", say=(Prompt("account_number_invalid"),))
+    return _check_factor(digits, "account", ctx, Prompt("second_factor_no_match"))
+
+
+def _check_factor(answer: str, factor: str, ctx: CallContext, miss: Prompt) -> Decision:
+    """Verify the candidate account with ``factor``; a miss counts toward the call's limit and
+    starts again from the account number (the lockout itself is counted by ``ctx.verify``)."""
+    if ctx.verify(str(ctx.data.get("candidate", "")), answer, factor):
         return Decision("verified", {"identified": True, "id_failures": 0})
     failures = int(ctx.data.get("id_failures", 0)) + 1
     if failures >= IDENTIFY_ATTEMPT_LIMIT:
         return Decision("exhausted", {"id_failures": failures, "candidate": None})
-    return Decision(
-        "retry", {"id_failures": failures, "candidate": None}, say=(Prompt("no_match"),)
-    )
+    return Decision("retry", {"id_failures": failures, "candidate": None}, say=(miss,))
 
 
 def route_account(_: str, ctx: CallContext) -> Decision:
@@ -174,6 +200,15 @@ SUMMARY_MENU: tuple[MenuOption, ...] = (
 def summary_menu(ctx: CallContext) -> list[MenuOption]:
     """The summary menu's options this caller is offered, in the order they are said."""
     return [option for option in SUMMARY_MENU if option.offered(ctx)]
+
+
+# What a caller may say for each summary option (flows/speech.py INTENT_WORDS).
+_SUMMARY_INTENTS = {"full": ("pay", "balance"), "past_due": ("past_due",), "other": ("other",), "history": ("history",)}
+
+
+def summary_words(ctx: CallContext) -> dict[str, str]:
+    """The summary menu's spoken choices and the keys they stand for (the keys move with a past-due option)."""
+    return {intent: option.key for option in summary_menu(ctx) for intent in _SUMMARY_INTENTS[option.label]}
 
 
 def _menu_amount(label: str, account: AccountView) -> int | None:

@@ -1,9 +1,10 @@
 """The flow engine: given where a call is and what the caller did, decide the next turn. No I/O."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import speech
 from .steps import (
     INVALID_LIMIT,
     SILENCE_LIMIT,
@@ -12,8 +13,10 @@ from .steps import (
     CallContext,
     CardOnFile,
     Decision,
+    Digits,
     Entry,
     Keys,
+    Money,
     PaidView,
     Pay,
     Prompt,
@@ -39,6 +42,15 @@ class Silence:
 
 
 @dataclass(frozen=True)
+class Speech:
+    """What a ``<Gather>`` heard (``SpeechResult``), and whether recognition was sure enough
+    (``Confidence`` at or above the co-op's threshold) to act on without reading it back."""
+
+    text: str
+    confident: bool
+
+
+@dataclass(frozen=True)
 class PayOutcome:
     """What became of a ``<Pay>`` (or of an ``Act`` the web layer did): a label from ``steps`` plus facts to remember."""
 
@@ -46,7 +58,9 @@ class PayOutcome:
     updates: Mapping[str, Any] = field(default_factory=dict)
 
 
-Event = KeyPress | Silence | PayOutcome
+Event = KeyPress | Silence | Speech | PayOutcome
+# The read-back's own question: 1 (or "yes") acts on what was heard, 2 (or "no") asks again.
+CONFIRM_HEARD = Keys(num_digits=1, words=speech.YES_NO)
 
 
 @dataclass(frozen=True)
@@ -89,11 +103,19 @@ class _Overlay:
     def card_on_file(self) -> CardOnFile | None:
         return self._ctx.card_on_file()
 
-    def verify(self, account_number: str, last4: str) -> bool:
-        return self._ctx.verify(account_number, last4)
+    def verify(self, account_number: str, answer: str, factor: str = "last4") -> bool:
+        return self._ctx.verify(account_number, answer, factor)
 
     def recent_payments(self, limit: int) -> list[PaidView]:
         return self._ctx.recent_payments(limit)
+
+
+def _expect(step: Step, ctx: CallContext) -> Keys | Pay | Act | None:
+    """The step's expectation with its spoken words resolved for this call (a menu's keys may move)."""
+    expect = step.expect
+    if isinstance(expect, Keys) and callable(expect.words):
+        return replace(expect, words=expect.words(ctx))
+    return expect
 
 
 def _says(step: Step, ctx: CallContext) -> tuple[Prompt, ...]:
@@ -113,7 +135,7 @@ def _enter(state: State, ctx: CallContext, updates: dict[str, Any], said: tuple[
         step = FLOW[state]
         said += _says(step, view)
         if step.route is None:
-            return Turn(state, said, step.expect, updates, final=step.final, dial=step.dial)
+            return Turn(state, said, _expect(step, view), updates, final=step.final, dial=step.dial)
         decision = step.route("", view)
         updates.update(decision.updates)
         said += decision.say
@@ -129,7 +151,7 @@ def start(entry: Entry, ctx: CallContext) -> Turn:
 def repeat(state: State, ctx: CallContext) -> Turn:
     """Say the current step again without changing anything."""
     step = FLOW[state]
-    return Turn(state, _says(step, ctx), step.expect, {}, final=step.final, dial=step.dial)
+    return Turn(state, _says(step, ctx), _expect(step, ctx), {}, final=step.final, dial=step.dial)
 
 
 def resume(turn: Turn, outcome: PayOutcome, ctx: CallContext) -> Turn:
@@ -152,17 +174,27 @@ def advance(state: State, event: Event, ctx: CallContext) -> Turn:
             return repeat(state, ctx)
         return _enter(step.on[event.label], ctx, {**_reset_counters(), **event.updates}, ())
 
+    heard = ctx.data.get("heard_keys")
+    if heard is not None and isinstance(step.expect, Keys):
+        return _answer_read_back(state, step, str(heard), event, ctx)
+
     if isinstance(event, Silence):
         if step.on_silence is not None:
             return _enter(step.on_silence, ctx, _reset_counters(), ())
         silences = int(ctx.data.get("silences", 0)) + 1
         if silences > SILENCE_LIMIT:
             return _enter(State.NO_INPUT, ctx, _reset_counters(), ())
-        return Turn(state, (Prompt("silence_reprompt"),) + _says(step, ctx), step.expect, {"silences": silences})
+        return Turn(state, (Prompt("silence_reprompt"),) + _says(step, ctx), _expect(step, ctx), {"silences": silences})
 
-    if not isinstance(step.expect, Keys):  # keys where none were asked for: say the step again
+    if not isinstance(step.expect, Keys):  # keys or words where none were asked for: say the step again
         return repeat(state, ctx)
-    digits = event.digits
+    if isinstance(event, Speech):
+        return _speech(state, step, event, ctx)
+    return _keys(state, step, event.digits, ctx)
+
+
+def _keys(state: State, step: Step, digits: str, ctx: CallContext) -> Turn:
+    """Decide on keys pressed (or words understood as keys) at a step that expects keys."""
     if not KEYPAD_KEYS.issuperset(digits):
         # Only a keypad's ASCII 0-9 * # are keys. Anything else (Arabic or full-width digits, say)
         # is a wrong key, explained as one; no decision ever sees it, so no identification is tried.
@@ -176,10 +208,71 @@ def advance(state: State, event: Event, ctx: CallContext) -> Turn:
     if decision.label in step.on:
         updates = {**_reset_counters(), **decision.updates}
         return _enter(step.on[decision.label], ctx, updates, decision.say)
+    return _invalid(state, step, decision, ctx)
 
+
+def _invalid(state: State, step: Step, decision: Decision, ctx: CallContext) -> Turn:
+    """A wrong answer: explained and asked again, three times at most."""
     invalid = int(ctx.data.get("invalid", 0)) + 1
     updates = {**decision.updates, "invalid": invalid}
     if invalid >= INVALID_LIMIT:
         return _enter(State.TOO_MANY_ATTEMPTS, ctx, {**updates, **_reset_counters()}, decision.say)
     explanation = decision.say or (Prompt("invalid_key"),)
-    return Turn(state, explanation + _says(step, _Overlay(ctx, updates)), step.expect, updates)
+    view = _Overlay(ctx, updates)
+    return Turn(state, explanation + _says(step, view), _expect(step, view), updates)
+
+
+def _speech(state: State, step: Step, event: Speech, ctx: CallContext) -> Turn:
+    """Words at a step that expects keys: act on them as keys only when they were understood surely.
+
+    Words that do not parse are a wrong answer with a clear "say it or use the keypad"; words
+    understood with doubt (low confidence, or some words not understood) are read back for a yes
+    or a no, and nothing is decided until the caller says which. The words themselves are never
+    kept: only the keys they stand for.
+    """
+    expect = _expect(step, ctx)
+    assert isinstance(expect, Keys)
+    words = expect.words if isinstance(expect.words, Mapping) else {}
+    heard = speech.hear(event.text, expect.hear, words, str(ctx.data.get("language", "en")))
+    if heard is None:
+        return _invalid(state, step, Decision(_NOT_A_KEY, say=(Prompt("not_understood"),)), ctx)
+    if event.confident and heard.sure:
+        return _keys(state, step, heard.keys, ctx)
+    return Turn(state, _read_back(expect, heard.keys), CONFIRM_HEARD, {"heard_keys": heard.keys})
+
+
+def _read_back(expect: Keys, keys: str) -> tuple[Prompt, ...]:
+    """What was understood, in the step's own terms (an amount, digits or a choice), then yes or no."""
+    if expect.hear == "amount":
+        dollars, _, cents = keys.partition("*")
+        said = Prompt("heard_amount", {"amount": Money(int(dollars or 0) * 100 + int(cents.ljust(2, "0") or 0))})
+    elif expect.hear == "digits":
+        said = Prompt("heard_digits", {"digits": Digits(keys)})
+    else:
+        said = Prompt("heard_choice", {"choice": Digits(keys)})
+    return (said, Prompt("heard_check"))
+
+
+def _answer_read_back(state: State, step: Step, heard: str, event: Event, ctx: CallContext) -> Turn:
+    """The caller's yes or no to a read-back: yes acts on the keys heard, no (or silence) asks the step again."""
+    cleared = {"heard_keys": None}
+    if isinstance(event, Speech):
+        answer = speech.hear(event.text, "menu", speech.YES_NO, str(ctx.data.get("language", "en")))
+        key = answer.keys if answer is not None else ""
+    else:
+        key = event.digits if isinstance(event, KeyPress) else "2"
+    if key == "0":  # the agent, as at any step
+        turn = _keys(state, step, key, _Overlay(ctx, cleared))
+        return replace(turn, updates={**cleared, **turn.updates})
+    if key == "1":
+        turn = _keys(state, step, heard, _Overlay(ctx, cleared))
+        return replace(turn, updates={**cleared, **turn.updates})
+    if key == "2":
+        return Turn(state, _says(step, ctx), _expect(step, ctx), cleared)
+    # Anything else: the question again, counted like a wrong key so it cannot go on for ever.
+    invalid = int(ctx.data.get("invalid", 0)) + 1
+    if invalid >= INVALID_LIMIT:
+        return _enter(State.TOO_MANY_ATTEMPTS, ctx, {**cleared, **_reset_counters()}, ())
+    expect = _expect(step, ctx)
+    assert isinstance(expect, Keys)
+    return Turn(state, (Prompt("invalid_key"),) + _read_back(expect, heard), CONFIRM_HEARD, {"invalid": invalid})

@@ -41,7 +41,9 @@ def markdown() -> str:
     lines = [
         (f"Calls enter the flow by one of its entry points: {entries}. In every step that expects keys: `*` "
         "repeats it, `0` reaches the agent when `AGENT_TRANSFER_NUMBER` is set, silence re-prompts twice then "
-        "says goodbye, and a key that is not an option is explained (three times at most)."),
+        "says goodbye, and a key that is not an option is explained (three times at most). Every such step "
+        "also takes speech (`flows/speech.py`): words it understands count as its keys, words heard with "
+        "doubt are read back for a yes or a no, and words it does not understand count as a wrong key."),
         "",
         "| State | Says | Expects | Answer → next state |",
         "|---|---|---|---|",

@@ -15,6 +15,10 @@ class State(StrEnum):
     CHOOSE_ACCOUNT = "CHOOSE_ACCOUNT"
     ENTER_ACCOUNT = "ENTER_ACCOUNT"
     ENTER_LAST4 = "ENTER_LAST4"
+    # The caller-ID path's second factor: something a spoofed caller ID does not give away.
+    CALLER_ID_CHECK = "CALLER_ID_CHECK"
+    ENTER_ZIP = "ENTER_ZIP"
+    ENTER_FULL_ACCOUNT = "ENTER_FULL_ACCOUNT"
     ACCOUNT_CHECK = "ACCOUNT_CHECK"
     SUMMARY = "SUMMARY"
     HISTORY = "HISTORY"
@@ -93,11 +97,19 @@ class Word(str):
 
 @dataclass(frozen=True)
 class Keys:
-    """Expect keypad input (TwiML ``<Gather>``)."""
+    """Expect keypad input or speech (TwiML ``<Gather input="dtmf speech">``).
+
+    ``hear`` is what speech is read as: "menu" (a meaning or a key's number), "digits" (a number
+    said digit by digit) or "amount" (dollars and cents). ``words`` maps the meanings a menu
+    accepts ("yes", "pay": ``flows.speech.INTENT_WORDS``) to its keys, or is a named function of
+    the call giving that map (a menu whose keys depend on the account).
+    """
 
     num_digits: int | None = 1
     finish_on_key: str = ""
     timeout: int = 6
+    hear: str = "menu"
+    words: "Mapping[str, str] | Callable[[CallContext], Mapping[str, str]]" = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,7 @@ class AccountView:
     due_date: Any  # datetime.date | None
     language: str
     status: str
+    zip: str | None = None  # the service ZIP code: a second factor, never spoken
 
     @property
     def last4(self) -> str:
@@ -179,8 +192,9 @@ class CallContext(Protocol):
         """The identified account's saved card, or None."""
         ...
 
-    def verify(self, account_number: str, last4: str) -> bool:
-        """Check the pair, record a failure, honour the lockout; False says nothing about which part."""
+    def verify(self, account_number: str, answer: str, factor: str = "last4") -> bool:
+        """Check the account and its ``factor`` (last4, zip, account), record a failure, honour the
+        lockout; False says nothing about which part was wrong."""
         ...
 
     def recent_payments(self, limit: int) -> list[PaidView]:

@@ -1,5 +1,7 @@
 """The whole call flow in one table: what each step says, what it expects and where answers go.
 
+Every step that expects keys also takes speech (``Keys.hear`` and ``Keys.words``, read by
+``flows/speech.py``): an answer understood with doubt is read back for a yes or a no first.
 Global keys, handled by the engine for every step that expects keys: ``*`` repeats the step,
 ``0`` reaches the agent when one is configured, silence re-prompts twice then says goodbye, and a
 key that is not an option is explained and asked again (three times at most).
@@ -11,6 +13,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from . import decisions as d
+from .speech import YES_NO
 from .steps import (
     APPROVED,
     CALLER_HUNG_UP,
@@ -40,11 +43,14 @@ ENTRY_POINTS: Final[Mapping[Entry, State]] = {
 }
 INITIAL: Final = ENTRY_POINTS[Entry.SELF_SERVICE]  # the state a member's own call is created in
 
+# After a decline or a card problem: "1" another card (on the keypad), "9" ends the call.
+RETRY_WORDS: Final[Mapping[str, str]] = {"another_card": "1", "yes": "1", "end": "9", "no": "9"}
+
 FLOW: Final[Mapping[State, Step]] = {
     # --- greeting and identification ---
     State.WELCOME: Step(
         say=d.welcome,
-        expect=Keys(num_digits=1, timeout=3),
+        expect=Keys(num_digits=1, timeout=3, words={"english": "1", "spanish": "2"}),
         decide=d.choose_language,
         on={"chosen": State.IDENTIFY},
         on_silence=State.IDENTIFY,  # no key: carry on in English
@@ -55,25 +61,43 @@ FLOW: Final[Mapping[State, Step]] = {
     ),
     State.OFFER_CALLER_ID: Step(
         say=d.offer_caller_id,
-        expect=Keys(num_digits=1),
-        on={"1": State.ENTER_LAST4, "2": State.ENTER_ACCOUNT},
+        expect=Keys(num_digits=1, words={**YES_NO, "another_account": "2"}),
+        on={"1": State.CALLER_ID_CHECK, "2": State.ENTER_ACCOUNT},
     ),
     State.CHOOSE_ACCOUNT: Step(
         say=d.list_accounts,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words={"another_account": "9", "no": "9"}),
         decide=d.pick_listed_account,
-        on={"picked": State.ENTER_LAST4, "other": State.ENTER_ACCOUNT},
+        on={"picked": State.CALLER_ID_CHECK, "other": State.ENTER_ACCOUNT},
     ),
     State.ENTER_ACCOUNT: Step(
         say=("enter_account",),
-        expect=Keys(num_digits=None, finish_on_key="#", timeout=10),
+        expect=Keys(num_digits=None, finish_on_key="#", timeout=10, hear="digits"),
         decide=d.take_account_number,
         on={"taken": State.ENTER_LAST4},
     ),
     State.ENTER_LAST4: Step(
         say=("enter_last4",),
-        expect=Keys(num_digits=4, timeout=10),
+        expect=Keys(num_digits=4, timeout=10, hear="digits"),
         decide=d.verify_caller,  # unknown account, wrong digits and lockout sound the same
+        on={"verified": State.ACCOUNT_CHECK, "retry": State.ENTER_ACCOUNT, "exhausted": State.NO_MATCH},
+    ),
+    # The caller ID chose the account: the phone's last four would prove nothing (a spoofed caller
+    # ID holds them), so the second factor is the service ZIP code, else the full account number.
+    State.CALLER_ID_CHECK: Step(
+        route=d.caller_id_factor,
+        on={"zip": State.ENTER_ZIP, "account": State.ENTER_FULL_ACCOUNT},
+    ),
+    State.ENTER_ZIP: Step(
+        say=("enter_zip",),
+        expect=Keys(num_digits=5, timeout=10, hear="digits"),
+        decide=d.verify_zip,
+        on={"verified": State.ACCOUNT_CHECK, "retry": State.ENTER_ACCOUNT, "exhausted": State.NO_MATCH},
+    ),
+    State.ENTER_FULL_ACCOUNT: Step(
+        say=("enter_full_account",),
+        expect=Keys(num_digits=None, finish_on_key="#", timeout=10, hear="digits"),
+        decide=d.verify_full_account,
         on={"verified": State.ACCOUNT_CHECK, "retry": State.ENTER_ACCOUNT, "exhausted": State.NO_MATCH},
     ),
     State.ACCOUNT_CHECK: Step(
@@ -83,7 +107,7 @@ FLOW: Final[Mapping[State, Step]] = {
     # --- balance and amount ---
     State.SUMMARY: Step(
         say=d.account_summary,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words=d.summary_words),
         decide=d.choose_from_summary,  # the options and their keys: d.SUMMARY_MENU
         on={
             "full": State.FEE_CHECK,
@@ -94,19 +118,19 @@ FLOW: Final[Mapping[State, Step]] = {
     ),
     State.HISTORY: Step(
         say=d.payment_history,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words={"menu": "1", "balance": "1", "pay": "1", "yes": "1"}),
         on={"1": State.SUMMARY},
         on_silence=State.SUMMARY,  # heard them: back to the menu
     ),
     State.ENTER_AMOUNT: Step(
         say=d.enter_amount,
-        expect=Keys(num_digits=None, finish_on_key="#", timeout=10),
+        expect=Keys(num_digits=None, finish_on_key="#", timeout=10, hear="amount"),
         decide=d.parse_amount,  # "*" is the decimal point here; "*" alone still repeats
         on={"ok": State.CONFIRM_AMOUNT},
     ),
     State.CONFIRM_AMOUNT: Step(
         say=d.confirm_amount,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words=YES_NO),
         on={"1": State.FEE_CHECK, "2": State.ENTER_AMOUNT},
     ),
     # --- convenience fee (CONVENIENCE_FEE_CENTS; off by default, then nothing is said) ---
@@ -116,7 +140,7 @@ FLOW: Final[Mapping[State, Step]] = {
     ),
     State.FEE_CONFIRM: Step(
         say=d.fee_offer,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words={**YES_NO, "pay": "1", "menu": "2", "end": "9"}),
         decide=d.accept_fee,
         on={"accepted": State.CARD_CHOICE, "back": State.SUMMARY, "end": State.GOODBYE},
     ),
@@ -128,7 +152,7 @@ FLOW: Final[Mapping[State, Step]] = {
     ),
     State.SAVED_CARD: Step(
         say=d.saved_card_choice,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words={**YES_NO, "saved_card": "1", "pay": "1", "another_card": "2", "forget": "9"}),
         on={"1": State.SAVED_CARD_CHARGE, "2": State.CARD_ENTRY, "9": State.FORGET_CARD},
     ),
     State.SAVED_CARD_CHARGE: Step(
@@ -142,7 +166,7 @@ FLOW: Final[Mapping[State, Step]] = {
     ),
     State.SAVED_CARD_DECLINED: Step(
         say=d.saved_card_declined,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
     ),
@@ -152,7 +176,7 @@ FLOW: Final[Mapping[State, Step]] = {
     ),
     State.CARD_FORGOTTEN: Step(
         say=d.card_forgotten,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
     ),
@@ -174,25 +198,25 @@ FLOW: Final[Mapping[State, Step]] = {
     ),
     State.CARD_DECLINED: Step(
         say=d.card_declined,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
     ),
     State.CARD_UNREADABLE: Step(
         say=d.card_unreadable,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
     ),
     State.PROCESSOR_DOWN: Step(
         say=d.processor_down,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
     ),
     State.CONFIRMATION: Step(
         say=d.payment_approved,
-        expect=Keys(num_digits=1, timeout=5),
+        expect=Keys(num_digits=1, timeout=5, words={"another_account": "2"}),
         decide=d.after_approval,
         on={"again": State.CONFIRMATION, "another": State.ANOTHER_ACCOUNT},
         on_silence=State.AFTER_PAYMENT,
@@ -208,7 +232,7 @@ FLOW: Final[Mapping[State, Step]] = {
     ),
     State.SAVE_CARD_OFFER: Step(
         say=d.save_card_offer,  # the words recorded with the card as the member's consent
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words=YES_NO),
         on={"1": State.SAVE_CARD, "2": State.AFTER_PAYMENT},
         on_silence=State.AFTER_PAYMENT,  # no answer is no consent
     ),
@@ -224,7 +248,7 @@ FLOW: Final[Mapping[State, Step]] = {
     # --- started already identified ---
     State.TRANSFER_CONFIRM: Step(
         say=d.transfer_confirm,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words={"yes": "1", "pay": "1"}),
         decide=d.confirm_transfer,
         on={"yes": State.CARD_ENTRY},  # straight to <Pay>: an agent's transfer asks nothing else (contract)
         allow_agent=False,
@@ -235,7 +259,7 @@ FLOW: Final[Mapping[State, Step]] = {
     ),
     State.CALLBACK_WELCOME: Step(
         say=d.callback_welcome,
-        expect=Keys(num_digits=1),
+        expect=Keys(num_digits=1, words={"pay": "1", "balance": "1", "yes": "1", "other": "2"}),
         decide=d.callback_menu,
         on={"full": State.FEE_CHECK, "other": State.ENTER_AMOUNT},
     ),

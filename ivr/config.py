@@ -88,6 +88,10 @@ def parse_state_windows(text: str) -> dict[str, tuple[int, int]]:
     return windows
 
 
+# Twilio's Confidence runs from 0 to 1; below this a spoken answer is read back before it counts.
+DEFAULT_SPEECH_CONFIDENCE = 0.6
+# Twilio's <Gather> model for short commands and digits (account numbers, amounts, "yes", "pay").
+DEFAULT_SPEECH_MODEL = "numbers_and_commands"
 MAX_CONVENIENCE_FEE_CENTS = 10_000  # $100: above it, a typo is likelier than a co-op's decision
 
 
@@ -232,6 +236,16 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     except ValueError:
         problems.append(f"SMS_RATE_PER_SECOND must be a number above 0, not {sms_rate_text!r}")
         sms_rate = 1.0
+    # Speech: answers recognised with less confidence than this are read back for a yes or a no.
+    confidence_text = env.get("SPEECH_CONFIDENCE_THRESHOLD", "").strip()
+    try:
+        speech_confidence = float(confidence_text or DEFAULT_SPEECH_CONFIDENCE)
+        if not 0 <= speech_confidence <= 1:
+            raise ValueError(confidence_text)
+    except ValueError:
+        problems.append(f"SPEECH_CONFIDENCE_THRESHOLD must be a number from 0 to 1, e.g. 0.6; not {confidence_text!r}")
+        speech_confidence = DEFAULT_SPEECH_CONFIDENCE
+    speech_model = env.get("SPEECH_MODEL", "").strip() or DEFAULT_SPEECH_MODEL
     try:
         state_windows = parse_state_windows(env.get("QUIET_HOURS_STATE_WINDOWS", "")) or None
     except ConfigError as exc:
@@ -285,4 +299,6 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "QUIET_HOURS_STATE_WINDOWS": state_windows,
         # The bearer token Prometheus sends to GET /metrics; unset, the endpoint does not exist.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip() or None,
+        "SPEECH_CONFIDENCE_THRESHOLD": speech_confidence,
+        "SPEECH_MODEL": speech_model,  # <Gather speechModel>
     }

@@ -18,7 +18,7 @@ DEMO_REFERENCE_DAY = date(2026, 11, 22)  # due dates in the CSV are relative to 
 # Grace keeps a Visa on file (Stripe's test card 4242…, as the sandbox knows it): her calls offer it.
 SAVED_CARD_ACCOUNT = "67890001"
 SAVED_CARD_PAYMENT_METHOD = "pm_card_visa"
-SAVED_CARD_CALL = 'ivr call --from +12025550127 --keys "_ 1 0127 1 1"'
+SAVED_CARD_CALL = 'ivr call --from +12025550127 --keys "_ 1 20016 1 1"'
 
 
 def demo_accounts_csv(today: date) -> str:
@@ -62,7 +62,7 @@ def keep_demo_card() -> None:
 
 def _print_accounts(csv_text: str) -> None:
     rows = list(csv.DictReader(io.StringIO(csv_text)))
-    click.echo("Demo accounts (account number / last four of the phone on file):")
+    click.echo("Demo accounts (account number / last four of the phone on file / ZIP, asked when the caller ID matches):")
     for row in rows:
         digits = row["account_number"].replace("-", "")
         phone_digits = "".join(ch for ch in row["phone"] if ch.isdigit())
@@ -70,7 +70,10 @@ def _print_accounts(csv_text: str) -> None:
         extras = [x for x in (row.get("language") == "es" and "Spanish",
                               row.get("status") not in ("", "active", None) and row.get("status"),
                               digits == SAVED_CARD_ACCOUNT and "Visa ending 4242 on file") if x]
-        click.echo(f"  {digits:<10} last four {phone_digits[-4:]}  {note}  {row['name']}" + (f"  ({', '.join(extras)})" if extras else ""))
+        # No ZIP on file: a caller-ID caller keys the full account number instead.
+        zip_code = row.get("zip") or "none"
+        click.echo(f"  {digits:<10} last four {phone_digits[-4:]}  ZIP {zip_code:<5}  {note}  {row['name']}"
+                   + (f"  ({', '.join(extras)})" if extras else ""))
 
 
 DEMO_AGENT = "Demo Admin"  # role admin: the /agent console and /ops both open with its key
@@ -153,7 +156,7 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
         click.echo(f"Operations:     {base}/ops   (same name and key; the key is new each time the demo starts)")
         if link:
             click.echo(f"Reminder link:  {link}   (Dana's bill; \"Call me now\" calls her back)")
-        click.echo(f"Place a call:   ivr call{url} --from {DEMO_CALLER}   (Dana's phone; scripted: add --keys \"_ 1 0143 1\" --card 4242424242424242,12/30,123,30301)")
+        click.echo(f"Place a call:   ivr call{url} --from {DEMO_CALLER}   (Dana's phone; scripted: add --keys \"_ 1 20011 1\" --card 4242424242424242,12/30,123,30301)")
         click.echo(f"Card on file:   {SAVED_CARD_CALL}{url}   (Grace pays with her saved Visa: no card entry)")
         click.echo("Texts appear:   right here, printed by the worker as it sends them (sandbox SMS).")
         if not send_reminders:

@@ -70,6 +70,8 @@ class Account(db.Model):
     email: Mapped[str | None] = mapped_column(sa.String(254))
     language: Mapped[str] = mapped_column(sa.String(2), default="en")
     status: Mapped[str] = mapped_column(sa.String(20), default="active")
+    # The service address's ZIP code: the caller-ID path's second factor (caller ID does not reveal it).
+    zip: Mapped[str | None] = mapped_column(sa.String(5))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

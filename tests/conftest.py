@@ -164,6 +164,7 @@ def make_account(app):
             "due_date": date(2026, 12, 5),
             "language": "en",
             "status": "active",
+            "zip": "20005",  # helpers.ZIP: what a caller identified by caller ID keys
         }
         values.update(fields)
         with app.app_context():

@@ -16,6 +16,8 @@ from payments.sandbox_cards import BY_PAYMENT_METHOD, sandbox_customer
 
 BASE = "https://ivr.example.coop"
 TOKEN = "test-auth-token"
+# The service ZIP code ``make_account`` gives an account: the caller-ID path's second factor.
+ZIP = "20005"
 ACCOUNT_SID = "AC" + "a" * 32
 
 
@@ -68,6 +70,10 @@ class CallActions:
     def press(self, digits):
         """Key ``digits`` into the current ``<Gather>``."""
         return self.post(self.gather_action(), self.params(Digits=digits))
+
+    def say(self, words, confidence=0.93):
+        """Say ``words`` to the current ``<Gather>``: Twilio posts ``SpeechResult`` and ``Confidence``."""
+        return self.post(self.gather_action(), self.params(SpeechResult=words, Confidence=str(confidence)))
 
     def silence(self):
         """Let the ``<Gather>`` time out: Twilio follows the ``<Redirect>`` after it."""

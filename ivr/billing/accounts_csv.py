@@ -20,7 +20,7 @@ from ..models import Account
 from ..terminal.words import count
 
 REQUIRED_COLUMNS = ("account_number", "name", "phone", "balance", "due_date", "email", "language")
-OPTIONAL_COLUMNS = ("past_due", "status")
+OPTIONAL_COLUMNS = ("past_due", "status", "zip")
 LANGUAGES = ("en", "es")
 STATUSES = ("active", "no_ivr_payments", "closed")
 
@@ -29,6 +29,7 @@ _ACCOUNT_NUMBER = re.compile(r"\d+(?:-\d+)?")
 # rather than rounded, because a rounded balance is a wrong bill.
 _DOLLARS = re.compile(r"(-)?\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ZIP = re.compile(r"([0-9]{5})(?:-[0-9]{4})?")  # ZIP+4 is accepted; the five digits are kept
 _MAX_ACCOUNT_DIGITS = 32  # Account.account_number is String(32)
 _MAX_CENTS = 100_000_000_000  # a billion dollars: anything larger is a broken export
 _SMALL_FILE = 500  # rows; below this, look accounts up by number instead of reading them all
@@ -177,6 +178,7 @@ def _clean(cells: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     check("language", lambda text: _choice(text, LANGUAGES))
     check("past_due", _past_due)
     check("status", lambda text: _choice(text, STATUSES))
+    check("zip", _zip_code)
     if "balance" in row:
         row["balance_cents"] = row.pop("balance")
     if "past_due" in row:
@@ -236,6 +238,17 @@ def _due_date(text: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a real date") from None
+
+
+def _zip_code(text: str) -> str | None:
+    # Empty is allowed: without a ZIP the caller-ID path asks for the full account number.
+    if not text:
+        return None
+    match = _ZIP.fullmatch(text)
+    if not match:
+        # Spreadsheets drop leading zeros ("2134" for 02134): refused, never guessed.
+        raise ValueError(f"{text!r} is not a five-digit ZIP code")
+    return match.group(1)
 
 
 def _email(text: str) -> str | None:

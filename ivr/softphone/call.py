@@ -10,7 +10,7 @@ from typing import TextIO
 
 from ivr.config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
-from .caller import InteractiveCaller, ScriptedCaller, parse_keys
+from .caller import DEFAULT_CONFIDENCE, InteractiveCaller, ScriptedCaller, script
 from .interpreter import CallEnded, Interpreter
 from .session import RESPONSE_TIMEOUT_S, Session, origin, voice_url_for
 from .transcript import CallResult, Printer
@@ -27,6 +27,8 @@ def place_call(
     to: str | None = None,
     keys: str | None = None,
     cards: Sequence[str] = (),
+    say: Sequence[str] = (),
+    confidence: float = DEFAULT_CONFIDENCE,
     hangup_in_pay: bool = False,
     via: Sequence[str] = (),
     status_callback: str | None = None,
@@ -44,10 +46,10 @@ def place_call(
     :raises ValueError: for a malformed ``keys`` script or card.
     """
     printer = Printer(out or sys.stdout, speak=speak)
-    if keys is not None or cards or hangup_in_pay:
-        caller = ScriptedCaller(parse_keys(keys or ""), cards, hangup_in_pay)
+    if keys is not None or cards or hangup_in_pay or say:
+        caller = ScriptedCaller(script(keys, say, confidence) if say else script(keys or "", ()), cards, hangup_in_pay)
     else:
-        caller = InteractiveCaller(stdin or sys.stdin, printer.stream)
+        caller = InteractiveCaller(stdin or sys.stdin, printer.stream, confidence)
     session = Session(
         voice_url=voice_url_for(url),
         account_sid=account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID,

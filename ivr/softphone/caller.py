@@ -11,6 +11,8 @@ from .cards import CARD_NUMBER, EXPIRY, POSTAL_CODE, SECURITY_CODE
 
 DTMF = "0123456789*#"
 SILENCE = "_"
+SAY = "@"  # in --keys: say the next --say phrase here
+DEFAULT_CONFIDENCE = 0.92  # how sure Twilio's recogniser says it is of words typed or --say
 CARD_FIELDS = (CARD_NUMBER, EXPIRY, SECURITY_CODE, POSTAL_CODE)
 _FIELD_LABELS = {
     CARD_NUMBER: "card number",
@@ -24,16 +26,49 @@ class CallerHangup(Exception):
     """The caller hung up (script ran out, Ctrl-C, end of input)."""
 
 
+class Words(str):
+    """Words the caller says at a ``<Gather input="dtmf speech">``, with the confidence Twilio reports."""
+
+    confidence: float = DEFAULT_CONFIDENCE
+
+
+def words(text: str, confidence: float = DEFAULT_CONFIDENCE) -> Words:
+    """What the caller says, as Twilio's recogniser would hand it over."""
+    said = Words(" ".join(text.split()))
+    said.confidence = confidence
+    return said
+
+
 def parse_keys(script: str) -> list[str]:
-    """Split ``--keys`` into tokens: DTMF keys, or ``_`` for silence.
+    """Split ``--keys`` into tokens: DTMF keys, ``_`` for silence, or ``@`` for the next ``--say``.
 
     :raises ValueError: for a token with any other character.
     """
     tokens = script.split()
     for token in tokens:
-        if token != SILENCE and not set(token) <= set(DTMF):
-            raise ValueError(f"{token!r} is not DTMF keys (0-9 * #) or _ for silence")
+        if token not in (SILENCE, SAY) and not set(token) <= set(DTMF):
+            raise ValueError(f"{token!r} is not DTMF keys (0-9 * #), _ for silence or @ for the next --say")
     return tokens
+
+
+def script(keys: str | None, said: Sequence[str], confidence: float = DEFAULT_CONFIDENCE) -> list[str]:
+    """The caller's turns: ``--keys`` with each ``@`` replaced by the next ``--say``; ``--say`` alone
+    answers every prompt by voice, in order.
+
+    :raises ValueError: for malformed keys, or more ``@`` than ``--say`` phrases.
+    """
+    phrases = deque(words(text, confidence) for text in said)
+    if keys is None:
+        return list(phrases)
+    turns: list[str] = []
+    for token in parse_keys(keys):
+        if token == SAY:
+            if not phrases:
+                raise ValueError("--keys has more @ than there are --say phrases")
+            turns.append(phrases.popleft())
+        else:
+            turns.append(token)
+    return turns
 
 
 def parse_card(spec: str) -> dict[str, list[str]]:
@@ -54,6 +89,7 @@ class GatherInput:
     digits: str
     finished_on_key: str
     pressed: str
+    speech: Words | None = None  # said instead of keyed: sent as SpeechResult and Confidence
 
 
 class Keypad:
@@ -63,8 +99,10 @@ class Keypad:
         self.next_keys = next_keys
         self.buffer: deque[str] = deque()
 
-    def gather(self, num_digits: int | None, finish_on_key: str, hint: str) -> GatherInput:
+    def gather(self, num_digits: int | None, finish_on_key: str, hint: str, hears_speech: bool = False) -> GatherInput:
         """Collect one Gather's input; an exhausted key run is followed by silence (the timeout).
+
+        Words go to a Gather that listens for speech; one that takes keys only hears silence.
 
         :raises CallerHangup: when the caller has nothing more to press.
         """
@@ -74,6 +112,8 @@ class Keypad:
                 raise CallerHangup
             if token == SILENCE:
                 return GatherInput("", "", "")
+            if isinstance(token, Words):
+                return GatherInput("", "", "", speech=token if hears_speech else None)
             self.buffer.extend(token)
         digits = pressed = ""
         while self.buffer:
@@ -121,15 +161,17 @@ class ScriptedCaller:
 class InteractiveCaller:
     """A person at the keyboard: a line of keys per Gather, card fields typed without echo."""
 
-    def __init__(self, stdin: TextIO, prompt_stream: TextIO) -> None:
+    def __init__(self, stdin: TextIO, prompt_stream: TextIO, confidence: float = DEFAULT_CONFIDENCE) -> None:
         self.stdin = stdin
         self.out = prompt_stream
+        self.confidence = confidence
 
     def next_keys(self, hint: str) -> str | None:
-        """Read keys for a Gather; an empty line is silence, end of input or Ctrl-C hangs up."""
+        """Read keys (or words, which are said) for a Gather; an empty line is silence, end of input
+        or Ctrl-C hangs up."""
         while True:
             print(
-                f"  keys ({hint}; Enter = silence, Ctrl-D = hang up)> ",
+                f"  keys or words ({hint}; Enter = silence, Ctrl-D = hang up)> ",
                 end="",
                 file=self.out,
                 flush=True,
@@ -145,7 +187,9 @@ class InteractiveCaller:
                 return SILENCE
             if set(keys) <= set(DTMF):
                 return keys
-            print("  only 0-9, * and # are on a phone keypad", file=self.out, flush=True)
+            if any(ch.isalpha() for ch in line):
+                return words(line, self.confidence)  # letters: the caller says it
+            print("  only 0-9, * and # are on a phone keypad; type words to say them", file=self.out, flush=True)
 
     def start_pay(self) -> None:
         """Nothing to prepare: the caller types each field when asked."""

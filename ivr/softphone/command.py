@@ -8,7 +8,7 @@ import click
 from ivr.config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 from .call import DEFAULT_FROM, place_call
-from .caller import parse_card, parse_keys
+from .caller import DEFAULT_CONFIDENCE, parse_card, parse_keys, script
 from .texts import send_texts
 from .transcript import Printer
 
@@ -64,6 +64,19 @@ def _check_cards(
     callback=_check_cards,
     help="One per card entry: number,MM/YY,cvc,zip; 'a|b' in a field = first try, then retry.",
 )
+@click.option(
+    "--say",
+    "said",
+    multiple=True,
+    help='Words to say, one per prompt, sent as SpeechResult (e.g. --say "pay"); @ in --keys places them.',
+)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_CONFIDENCE,
+    show_default=True,
+    help="The Confidence sent with what is said (low values are read back by the service).",
+)
 @click.option("--hangup-in-pay", is_flag=True, help="Hang up when card entry starts (scripted mode).")
 @click.option(
     "--via", multiple=True, help="Send requests round robin to these origins (a load balancer)."
@@ -113,6 +126,8 @@ def call_command(
     to,
     keys,
     cards,
+    said,
+    confidence,
     hangup_in_pay,
     via,
     status_callback,
@@ -125,14 +140,20 @@ def call_command(
 ) -> None:
     """Place a simulated phone call against a running server, exactly as Twilio would.
 
-    Without --keys or --card the call is interactive: type keys and Enter for each prompt
-    (empty line = silence); card details are typed hidden. With --text, text the number instead
+    Without --keys, --say or --card the call is interactive: type keys and Enter for each prompt
+    (words are said, as speech; empty line = silence); card details are typed hidden. With --text, text the number instead
     and show its replies. Exits 1 on an application error.
     """
     live = sys.stderr if as_json else sys.stdout
+    try:
+        script(keys, said)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--keys/--say") from None
     if texts:
-        if keys is not None or cards or hangup_in_pay:
-            raise click.UsageError("--text sends texts instead of placing a call; leave out --keys, --card and --hangup-in-pay")
+        if keys is not None or cards or hangup_in_pay or said:
+            raise click.UsageError(
+                "--text sends texts instead of placing a call; leave out --keys, --say, --card and --hangup-in-pay"
+            )
         exchange = send_texts(url, texts, from_=from_, to=to, account_sid=account_sid, auth_token=auth_token,
                               printer=Printer(live))
         if as_json:
@@ -144,6 +165,8 @@ def call_command(
         to=to,
         keys=keys,
         cards=cards,
+        say=said,
+        confidence=confidence,
         hangup_in_pay=hangup_in_pay,
         via=via,
         status_callback=status_callback,

@@ -120,12 +120,19 @@ class Interpreter:
         hint = (
             f"numDigits {num_digits or 'any'}, finishOnKey {finish or 'none'}, timeout {timeout} s"
         )
+        hears_speech = "speech" in (el.get("input") or "dtmf").split()
         try:
-            got = self.keypad.gather(num_digits, finish, hint)
+            got = self.keypad.gather(num_digits, finish, hint, hears_speech)
         except CallerHangup:
             doc.step.keys.append("(hung up)")
             self.printer.line("  > caller hangs up")
             raise CallEnded("caller-hung-up") from None
+        if got.speech is not None:
+            doc.step.keys.append(f'"{got.speech}"')
+            self.printer.line(f'  > caller says "{got.speech}" (confidence {got.speech.confidence:.2f})')
+            action = urljoin(doc.url, el.get("action") or "")
+            params = {"SpeechResult": str(got.speech), "Confidence": f"{got.speech.confidence:.6f}"}
+            return self.fetch("Gather action", action, el.get("method", "POST"), params)
         doc.step.keys.append(got.pressed or "(silence)")
         self.printer.line(
             f"  > caller pressed {got.pressed}" if got.pressed else f"  > silence ({timeout} s)"

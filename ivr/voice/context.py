@@ -56,8 +56,8 @@ class DbCallContext:
     def card_on_file(self) -> CardOnFile | None:
         return card_on_file(self.call.account_id) if self.call.account_id is not None else None
 
-    def verify(self, account_number: str, last4: str) -> bool:
-        account = identity.verify(account_number, last4, self.call.call_sid)
+    def verify(self, account_number: str, answer: str, factor: str = "last4") -> bool:
+        account = identity.verify(account_number, answer, self.call.call_sid, factor=factor)
         if account is None:
             return False
         self.call.account_id = account["id"]

@@ -1,4 +1,5 @@
-"""Caller identification: account number + last four of the phone on file, with a lockout.
+"""Caller identification: an account and one factor (the last four of the phone on file, the
+service ZIP code, or the full account number on the caller-ID path), with a lockout.
 
 An unknown account, a wrong last four and a locked account all answer False, so a caller can
 never learn which account numbers exist.
@@ -49,28 +50,41 @@ def locked_until(account_id: int | None, now: datetime) -> datetime | None:
     return until if until and until > now else None
 
 
-def verify(account_number: str, last4: str, call_sid: str, now: datetime | None = None) -> Mapping[str, Any] | None:
-    """The account (a row of ``ACCOUNT_VIEW_COLUMNS`` and its phone) when the pair matches and it
-    is not locked; otherwise record the failure and None.
+FACTORS = ("last4", "zip", "account")
 
-    Every failure does the same work, whichever part was wrong: read the account, read its
-    failures, write one failure (in the session's transaction, committed with the call's answer).
-    An unknown number answering sooner than a wrong last four would tell a caller which account
-    numbers exist.
+
+def _on_file(account: Mapping[str, Any] | None, factor: str) -> bytes:
+    """What the caller's answer must equal; for no account (or no ZIP on file) bytes no keyed
+    digits can match, so a miss costs the same comparison either way."""
+    if account is None:
+        return b"\xff" * 4
+    value = {"last4": account["phone"][-4:], "zip": account["zip"], "account": account["account_number"]}[factor]
+    return value.encode() if value else b"\xff" * 4
+
+
+def verify(account_number: str, answer: str, call_sid: str, now: datetime | None = None,
+           factor: str = "last4") -> Mapping[str, Any] | None:
+    """The account (a row of ``ACCOUNT_VIEW_COLUMNS`` and its phone) when ``answer`` matches its
+    ``factor`` (``FACTORS``) and it is not locked; otherwise record the failure and None.
+
+    Every failure does the same work, whichever part was wrong and whichever factor was asked:
+    read the account, read its failures, write one failure (in the session's transaction,
+    committed with the call's answer). An unknown number answering sooner than a wrong factor
+    would tell a caller which account numbers exist.
     """
+    if factor not in FACTORS:
+        raise ValueError(f"no identification factor {factor!r}")
     now = now or utcnow()
     found = fetch(_BY_NUMBER, {"number": account_number})
     account = found[0] if found else None
-    # Bytes, so any text compares (compare_digest refuses non-ASCII str), in constant time; an
-    # unknown number is compared with a phone no keyed digits can match.
-    on_file = account["phone"][-4:].encode() if account else b"\xff" * 4
-    matches = hmac.compare_digest(on_file, last4.encode()) and account is not None
+    # Bytes, so any text compares (compare_digest refuses non-ASCII str), in constant time.
+    matches = hmac.compare_digest(_on_file(account, factor), answer.encode()) and account is not None
     # Count the attempt before deciding, so a run of guesses locks even while already locked.
     locked = locked_until(account["id"] if account else None, now) is not None
     if matches and not locked:
         return account
     db.session.add(VerificationFailure(account_id=account["id"] if account else None, call_sid=call_sid, created_at=now))
     db.session.flush()
-    reason = "no such account" if account is None else ("locked" if matches else "wrong last four")
+    reason = "no such account" if account is None else ("locked" if matches else f"wrong {factor}")
     logger.info("identification failed for account %s (%s)", mask(account_number), reason)
     return None

@@ -1,12 +1,17 @@
 """Render the engine's ``Turn`` as TwiML. The only place that decides verbs and their attributes."""
 
+from collections.abc import Mapping
+
 from flask import Response, current_app
 
 import prompts
-from flows import Keys, Pay, Prompt, Turn
+from flows import Keys, Pay, Prompt, Turn, speech
 
 from ..twilio import adapter as twilio_adapter
 from .spoken import say
+
+# The language speech is recognised in, per call language (US Spanish: callers here are in the US).
+SPEECH_LANGUAGES = {"en": "en-US", "es": "es-US"}
 
 _PAY_PROMPT_KEYS = {
     "payment-card-number": "pay_card_number",
@@ -55,11 +60,16 @@ def render_turn(turn: Turn, lang: str, seq: int, *, return_to: str | None = None
         gather = response.gather(
             action=step_url,
             method="POST",
-            input="dtmf",
+            # Keys or voice at every prompt; card data never comes here (it is DTMF inside <Pay>).
+            input="dtmf speech",
             timeout=keys.timeout,
             num_digits=keys.num_digits,
             # One-key menus take "#" as a key (so it can be explained); entries finish on "#".
             finish_on_key=keys.finish_on_key,
+            language=SPEECH_LANGUAGES.get(lang, "en-US"),
+            speech_model=current_app.config.get("SPEECH_MODEL") or "numbers_and_commands",
+            speech_timeout="auto",
+            hints=speech.hints(keys.hear, keys.words if isinstance(keys.words, Mapping) else {}, lang) or None,
         )
         _add_says(gather, turn.say, lang)
         # A Gather that hears nothing falls through to the next verb: that is our "silence" signal.

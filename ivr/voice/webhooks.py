@@ -7,10 +7,10 @@ engine, and charges the ``<Pay>`` token or the card on file.
 import logging
 import time
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 import flows
-from flows import Act, KeyPress, Pay, PayOutcome, Silence, State
+from flows import Act, KeyPress, Pay, PayOutcome, Silence, Speech, State
 from flows.steps import (
     APPROVED,
     CALLER_HUNG_UP,
@@ -129,12 +129,30 @@ def _replay_or_none(call: CallRow | None) -> str | None:
     return None
 
 
+def _gathered() -> KeyPress | Speech | Silence:
+    """What the ``<Gather>`` got: keys (``Digits``), words (``SpeechResult`` with ``Confidence``) or nothing.
+
+    The words are never logged or kept: a caller may say anything, a card number included.
+    """
+    form = request.form
+    if form.get("Digits"):
+        return KeyPress(form["Digits"])
+    words = form.get("SpeechResult", "").strip()
+    if not words:
+        return Silence()
+    try:
+        confidence = float(form.get("Confidence", ""))
+    except ValueError:
+        confidence = 0.0  # no confidence given: read it back rather than act on it
+    return Speech(words[:500], confident=confidence >= current_app.config["SPEECH_CONFIDENCE_THRESHOLD"])
+
+
 @bp.post("/twilio/voice/step")
 @twilio_signed
 def step():
     """A ``<Gather>`` answered (``Digits``) or timed out (no ``Digits``): advance the flow."""
     call_sid = signed_call_sid()
-    event = KeyPress(request.form["Digits"]) if request.form.get("Digits") else Silence()
+    event = _gathered()
     for attempt in range(OPTIMISTIC_TRIES + 1):
         call = _read_for_step(call_sid, attempt)
         replay = _replay_or_none(call)
@@ -145,7 +163,7 @@ def step():
         ctx = DbCallContext(call)
         turn = flows.advance(State(call.state), event, ctx)
         if isinstance(turn.expect, Act):  # the key moves money or a saved card: do it once, locked
-            assert isinstance(event, KeyPress)
+            assert not isinstance(event, Silence)
             return xml_response(_act(call_sid, event))
         twiml = answer(call, turn, ctx)
         if twiml is None:  # decide again on the row as it is now (nothing was kept)
@@ -154,7 +172,7 @@ def step():
     raise AssertionError("a locked call row cannot move")
 
 
-def _act(call_sid: str, event: KeyPress) -> str:
+def _act(call_sid: str, event: KeyPress | Speech) -> str:
     """A key that asks the web layer to act (charge the card on file, save or forget it): once, as ``<Pay>``.
 
     The call's row is locked and the request's ``seq`` checked, as for a ``<Pay>`` result; the

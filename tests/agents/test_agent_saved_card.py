@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from agent_fixtures import app_config, fake_twilio  # noqa: F401  (fixtures)
 from agent_support import audit_rows, bearer, new_agent
-from helpers import CallActions
+from helpers import ZIP, CallActions
 
 from ivr.extensions import db
 from ivr.money.models import SavedCard
@@ -81,7 +81,7 @@ def test_the_next_call_after_an_agent_forgot_the_card_goes_straight_to_card_entr
     call.start()
     call.silence()
     call.press("1")
-    call.press("0143")
+    call.press(ZIP)
     call.press("1")
     assert call.root.xpath("./Pay") and "ending in 4 2 4 2" not in call.said()
 

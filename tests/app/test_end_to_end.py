@@ -26,7 +26,7 @@ def place_call(server_url, *args, env):
 
 def test_full_payment_then_receipt_from_the_worker_and_a_posting_file(live_env):
     with LiveServer(live_env, workers=2) as server:
-        result, transcript, said = place_call(server.url, "--from", DANA, "--keys", "_ 1 0143 1", "--card", VISA, env=server.env)
+        result, transcript, said = place_call(server.url, "--from", DANA, "--keys", "_ 1 20011 1", "--card", VISA, env=server.env)
     assert result.returncode == 0, result.stderr
     assert transcript["problems"] == []
     assert "eighty-four dollars and seventeen cents was approved" in said
@@ -47,7 +47,7 @@ def test_full_payment_then_receipt_from_the_worker_and_a_posting_file(live_env):
 def test_decline_then_success(live_env):
     with LiveServer(live_env) as server:
         result, transcript, said = place_call(
-            server.url, "--from", DANA, "--keys", "_ 2 0143 1 1", "--card", INSUFFICIENT_FUNDS, "--card", VISA,
+            server.url, "--from", DANA, "--keys", "_ 2 20011 1 1", "--card", INSUFFICIENT_FUNDS, "--card", VISA,
             env=server.env,
         )
     assert result.returncode == 0, result.stderr
@@ -57,7 +57,7 @@ def test_decline_then_success(live_env):
 
 def test_spanish_call(live_env):
     with LiveServer(live_env) as server:
-        result, transcript, said = place_call(server.url, "--from", ROSA, "--keys", "_ 1 0178 1", "--card", VISA, env=server.env)
+        result, transcript, said = place_call(server.url, "--from", ROSA, "--keys", "_ 1 20010 1", "--card", VISA, env=server.env)
     assert result.returncode == 0, result.stderr
     assert "Su saldo es de ciento treinta y un dólares con seis centavos" in said
     assert "fue aprobado" in said
@@ -70,7 +70,7 @@ def test_two_server_processes_answer_alternate_webhooks_of_one_call(live_env):
         second_env = dict(live_env, PUBLIC_BASE_URL=first.url)  # one public name, as behind a load balancer
         with LiveServer(second_env) as second:
             result, transcript, said = place_call(
-                first.url, "--from", DANA, "--keys", "_ 1 0143 1", "--card", VISA,
+                first.url, "--from", DANA, "--keys", "_ 1 20011 1", "--card", VISA,
                 "--via", first.url, "--via", second.url, env=first.env,
             )
             sent_to = {step["sent_to"].split("/twilio")[0] for step in transcript["steps"]}

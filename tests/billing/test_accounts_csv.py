@@ -305,3 +305,23 @@ def test_import_command_counts_one_account_and_one_problem_in_the_singular(sessi
     assert imported.stdout == "Imported 1 account: 1 new, 0 updated, 0 unchanged\n"
     assert refused.exit_code == 1
     assert refused.stderr.splitlines()[-1] == "1 problem on 1 line; nothing was imported"
+
+
+def test_the_zip_column_is_optional_takes_zip_plus_4_and_keeps_a_stored_zip_when_absent(session):
+    header = HEADER.strip() + ",zip\n"
+    import_accounts(session, csv_bytes("12345-001,Ann Lee,2025550143,1.00,2026-12-01,,en,02134-5678",
+                                       "12345-002,Bo Lee,2025550144,1.00,2026-12-01,,en,", header=header))
+    assert accounts(session)["12345001"].zip == "02134"  # the leading zero kept, ZIP+4 cut to five
+    assert accounts(session)["12345002"].zip is None  # no ZIP: the caller-ID path asks for the account number
+
+    report = import_accounts(session, csv_bytes("12345-001,Ann Lee,2025550143,1.00,2026-12-01,,en"))
+    assert report.unchanged == 1 and accounts(session)["12345001"].zip == "02134"
+
+
+@pytest.mark.parametrize("zip_code", ["2134", "021345", "ABCDE", "02134-56"])
+def test_a_zip_that_is_not_five_digits_is_refused_not_guessed(session, zip_code):
+    header = HEADER.strip() + ",zip\n"
+    with pytest.raises(CsvImportError) as caught:
+        import_accounts(session, csv_bytes(f"12345-001,Ann Lee,2025550143,1.00,2026-12-01,,en,{zip_code}", header=header))
+    assert caught.value.errors == [(2, f"zip: {zip_code!r} is not a five-digit ZIP code")]
+    assert accounts(session) == {}

@@ -41,9 +41,11 @@ class Context:
     def card_on_file(self):
         return self.cards.get(self.identified.account_number) if self.identified else None
 
-    def verify(self, number, last4):
-        self.verified.append((number, last4))
-        if number in self.accounts and last4 == self.last4:
+    def verify(self, number, answer, factor="last4"):
+        self.verified.append((number, answer))
+        account = self.accounts.get(number)
+        expected = {"last4": self.last4, "zip": account and account.zip, "account": number}[factor]
+        if account is not None and answer == expected:
             self.identified = self.accounts[number]
             return True
         return False
@@ -67,12 +69,13 @@ def step(ctx, turn, event):
 
 
 def identified(ctx):
-    """From the greeting to the summary by the caller-ID offer and the last four."""
+    """From the greeting to the summary by the caller-ID offer and the full account number (no ZIP on file)."""
     turn = start(Entry.SELF_SERVICE, ctx)
     ctx.data.update(turn.updates)
     turn = step(ctx, turn, Silence())
     turn = step(ctx, turn, KeyPress("1"))
-    turn = step(ctx, turn, KeyPress("0143"))
+    assert turn.state == State.ENTER_FULL_ACCOUNT
+    turn = step(ctx, turn, KeyPress(ctx.data["candidate"]))
     assert turn.state == State.SUMMARY
     return turn
 
@@ -327,7 +330,7 @@ def test_after_a_payment_2_pays_another_account(lang, words):
     assert done.state == State.CONFIRMATION and heard(done, lang).endswith(words)
 
 
-def test_the_next_account_needs_its_own_last_four_and_the_one_paid_is_not_offered_again():
+def test_the_next_account_needs_its_own_second_factor_and_the_one_paid_is_not_offered_again():
     ctx = Context(accounts=(DANA_5001, DANA_5002))
     done = paid_first(ctx)
     ctx.data["choices"] = ["12345001", "12345002"]  # how the first was picked from the list
@@ -338,11 +341,11 @@ def test_the_next_account_needs_its_own_last_four_and_the_one_paid_is_not_offere
     assert offer.state == State.OFFER_CALLER_ID and ctx.data["candidate"] == "12345002"
     assert "5 0 0 2" in heard(offer, "en")
 
-    last4 = step(ctx, offer, KeyPress("1"))
-    assert last4.state == State.ENTER_LAST4  # no factor is skipped because the first passed
-    wrong = step(ctx, last4, KeyPress("9999"))
+    factor = step(ctx, offer, KeyPress("1"))
+    assert factor.state == State.ENTER_FULL_ACCOUNT  # no factor is skipped because the first passed
+    wrong = step(ctx, factor, KeyPress("12345001"))  # the account just paid is not this one's answer
     assert wrong.state == State.ENTER_ACCOUNT and ctx.identified is None
-    assert ctx.verified[-1] == ("12345002", "9999")
+    assert ctx.verified[-1] == ("12345002", "12345001")
     turn = step(ctx, wrong, KeyPress("12345002"))
     summary = step(ctx, turn, KeyPress("0143"))
     assert summary.state == State.SUMMARY and ctx.identified == DANA_5002
@@ -420,7 +423,7 @@ def test_the_next_account_is_offered_its_own_card_on_file_even_after_the_first_o
 
     offer = step(ctx, done, KeyPress("2"))  # another account, before the save offer
     assert ctx.data["card_savable"] is False and ctx.data["saved_card_failed"] is False
-    summary = step(ctx, step(ctx, offer, KeyPress("1")), KeyPress("0143"))
+    summary = step(ctx, step(ctx, offer, KeyPress("1")), KeyPress("12345002"))
     second = step(ctx, summary, KeyPress("1"))
     assert second.state == State.SAVED_CARD
     assert "your Mastercard ending in 4 4 4 4" in heard(second, "en")

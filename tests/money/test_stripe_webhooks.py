@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from helpers import CallActions, send_event
+from helpers import ZIP, CallActions, send_event
 
 from ivr.extensions import db
 from ivr.models import Account, Payment, ProcessedEvent
@@ -153,7 +153,7 @@ def test_crash_between_charge_and_commit_ends_with_one_charge_and_one_receipt(ap
     call.start()
     call.silence()
     call.press("1")
-    call.press("0143")
+    call.press(ZIP)
     call.press("1")
     pay_url = call.pay_action()
 

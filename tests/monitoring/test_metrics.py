@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import CallActions
+from helpers import ZIP, CallActions
 from live import (
     LiveServer,
     live_env,  # noqa: F401  (a migrated database with the demo accounts)
@@ -106,7 +106,7 @@ def pay_by_phone(client, payment_method):
     call.start()
     call.silence()
     call.press("1")
-    call.press("0143")
+    call.press(ZIP)
     call.press("1")
     call.pay(payment_method)
     return call
@@ -267,7 +267,7 @@ def test_serve_with_two_workers_adds_up_both_workers_counts(live_env):
         environ = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
         directory = Path(dict(item.decode().split("=", 1) for item in environ if b"=" in item)[multiproc.DIR_VARIABLE])
         before = scrape_live(server.url)
-        call = run_ivr("call", "--url", server.url, "--from", "+12025550143", "--keys", "_ 1 0143 1",
+        call = run_ivr("call", "--url", server.url, "--from", "+12025550143", "--keys", "_ 1 20011 1",
                        "--card", "4242424242424242,12/30,123,30301", env=server.env)
         assert call.returncode == 0 and "was approved" in call.stdout, call.stdout + call.stderr
         # Parallel requests on new connections until both workers have answered some.

@@ -36,7 +36,7 @@ def test_a_looping_caller_keeps_the_start_and_the_end_of_the_path():
 
 def test_a_real_call_saves_its_path_and_how_far_it_got(app, client, make_account, stripe_api):
     import sqlalchemy as sa
-    from helpers import CallActions
+    from helpers import ZIP, CallActions
 
     from ivr.extensions import db
     from ivr.models import CallSession
@@ -46,7 +46,7 @@ def test_a_real_call_saves_its_path_and_how_far_it_got(app, client, make_account
     call.start()
     call.silence()  # no language key: English
     call.press("1")  # the account on this phone
-    call.press("0143")  # its phone's last four
+    call.press(ZIP)  # its service ZIP code
     assert "To pay the full balance, press 1" in call.said()
     with app.app_context():
         row = db.session.scalars(sa.select(CallSession)).one()

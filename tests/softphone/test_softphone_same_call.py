@@ -29,9 +29,9 @@ def test_past_due_history_and_another_account_by_keys(live_env):
     with LiveServer(live_env) as server:
         # 3: the last payments (none yet); 1: the menu; 2: the past-due amount; then 2: another account,
         # keyed (the only account on Harold's phone is paid) with its own last four.
-        said = place_call(server, "--from", HAROLD, "--keys", "_ 1 0112 3 1 2 2 12345001# 0143 1",
+        said = place_call(server, "--from", HAROLD, "--keys", "_ 1 34567001# 3 1 2 2 12345001# 0143 1",
                           "--card", VISA, "--card", VISA)
-        again = place_call(server, "--from", HAROLD, "--keys", "_ 1 0112 3")
+        again = place_call(server, "--from", HAROLD, "--keys", "_ 1 34567001# 3")
 
     assert "Of that, one hundred forty-two dollars and thirty-five cents is past due." in said
     assert ("To pay the past-due amount of one hundred forty-two dollars and thirty-five cents, press 2. "
@@ -54,7 +54,7 @@ def test_past_due_history_and_another_account_by_keys(live_env):
 def test_a_spanish_caller_accepts_the_convenience_fee_by_keys(live_env):
     env = dict(live_env, CONVENIENCE_FEE_CENTS="250")
     with LiveServer(env) as server:
-        said = place_call(server, "--from", ROSA, "--keys", "_ 1 0178 1 1", "--card", VISA)
+        said = place_call(server, "--from", ROSA, "--keys", "_ 1 20010 1 1", "--card", VISA)
 
     assert ("Hay un cargo por servicio de dos dólares con cincuenta centavos por pagar con tarjeta por teléfono. "
             "Se le cobrará ciento treinta y tres dólares con cincuenta y seis centavos a su tarjeta") in said

@@ -6,7 +6,7 @@ save, by running it from the flow engine (a nested, fully committed request on i
 
 import pytest
 import sqlalchemy as sa
-from helpers import BASE, CallActions
+from helpers import BASE, ZIP, CallActions
 
 import flows
 from ivr.extensions import db
@@ -39,7 +39,7 @@ def start_at_summary(client):
     call.start()
     call.silence()  # English
     call.press("1")  # the account ending in 5 0 0 1
-    call.press("0143")
+    call.press(ZIP)
     assert "To pay the full balance, press 1" in call.said()
     return call
 

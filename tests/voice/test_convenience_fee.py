@@ -8,7 +8,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from helpers import CallActions
+from helpers import ZIP, CallActions
 
 from ivr.billing.payments_csv import export_payments
 from ivr.extensions import db
@@ -34,7 +34,7 @@ def identify(call, lang="en"):
     else:
         call.silence()
     call.press("1")
-    return call.press("0143")
+    return call.press(ZIP)
 
 
 def payments(app):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from helpers import CallActions
+from helpers import ZIP, CallActions
 
 from ivr.billing.payments_csv import export_payments
 from ivr.extensions import db
@@ -21,15 +21,15 @@ pytestmark = pytest.mark.usefixtures("stripe_api")
 SPANISH = {"language": "es"}
 
 
-def identify(call, lang="en", last4="0143"):
-    """Greeting (2 for Spanish), 1 for the account on the caller ID (or the first listed), the last four."""
+def identify(call, lang="en", factor=ZIP):
+    """Greeting (2 for Spanish), 1 for the account on the caller ID (or the first listed), its ZIP code."""
     call.start()
     if lang == "es":
         call.press("2")
     else:
         call.silence()
     call.press("1")
-    return call.press(last4)
+    return call.press(factor)
 
 
 def account(app, number="12345001"):
@@ -190,8 +190,8 @@ def test_after_paying_one_account_the_caller_pays_another_verified_afresh(app, c
     call.press("2")
     assert OFFER_5002[lang] in call.said() and "5 0 0 1" not in call.said()
     call.press("1")
-    call.press("9999")  # the second account asks for its own last four: a wrong one does not pass
-    assert {"en": "couldn't match", "es": "no pudimos encontrar"}[lang] in call.said()
+    call.press("99999")  # the second account asks for its own second factor: a wrong one does not pass
+    assert {"en": "didn't match", "es": "no coincide"}[lang] in call.said()
     with app.app_context():
         (failure,) = db.session.scalars(sa.select(VerificationFailure)).all()
         assert failure.account_id == account(app, "12345002").id
@@ -233,13 +233,13 @@ def test_a_locked_second_account_is_refused_although_the_first_was_verified(app,
     call.start()
     call.silence()
     call.press("1")
-    call.press("0143")
+    call.press(ZIP)
     call.press("1")
     call.pay("pm_card_visa")
     call.press("2")
     call.press("1")
-    call.press("0143")  # the right digits: still locked, and said like any miss
-    assert "couldn't match that account number and phone number" in call.said()
+    call.press(ZIP)  # the right ZIP: still locked, and said like any miss
+    assert "didn't match our records" in call.said()
     assert "Your balance" not in call.said()
     assert [number for number, _, _ in succeeded(app)] == ["12345001"]
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 
 import pytest
 import sqlalchemy as sa
-from helpers import CallActions
+from helpers import ZIP, CallActions
 
 from ivr.extensions import db
 from ivr.models import Account, CallSession, Payment
@@ -68,7 +68,7 @@ def at_summary(client, lang):
     else:
         call.silence()
     call.press("1")  # the account ending in 5 0 0 1
-    call.press("0143")
+    call.press(ZIP)
     return call
 
 

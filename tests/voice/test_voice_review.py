@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from helpers import BASE, CallActions
+from helpers import BASE, ZIP, CallActions
 
 from ivr.extensions import db
 from ivr.models import Account, CallSession, Payment, VerificationFailure
@@ -20,7 +20,7 @@ def identify_by_caller_id(call):
     call.start()
     call.silence()
     call.press("1")
-    return call.press("0143")
+    return call.press(ZIP)
 
 
 def paid_state(app):
