@@ -353,7 +353,7 @@ def list_accounts(ctx: CallContext) -> tuple[Prompt, ...]:
 def account_options(ctx: CallContext) -> tuple[Prompt, ...]:
     """The key for each listed account and for another one (the list's re-prompt)."""
     choices = list(ctx.data.get("choices", []))
-    prompts = [Prompt("account_option", {"last4": Digits(number[-4:]), "choice": index})
+    prompts = [Prompt("account_option", {"last4": Digits(number[-4:]), "choice": Digits(str(index))})
                for index, number in enumerate(choices, start=1)]
     prompts.append(Prompt("account_other_option"))
     return tuple(prompts)

@@ -56,7 +56,7 @@ def _pause_ms(el: ET.Element) -> int:
     return total
 
 
-def _text(el: ET.Element) -> str:
+def spoken_text(el: ET.Element) -> str:
     """An element's spoken text, SSML converted to the words heard and whitespace collapsed."""
     text = " ".join(_spoken(el).split())
     # A break or say-as next to punctuation leaves "1 2 3 ." : put the mark back on the word.
@@ -122,11 +122,11 @@ class Interpreter:
 
     def _say(self, el: ET.Element, doc: Document, index: int = 0) -> None:
         language = el.get("language", "en-US")
-        said = {"language": language, "text": _text(el)}
+        said = {"language": language, "text": spoken_text(el)}
         if _pause_ms(el):
             said["pause_ms"] = str(_pause_ms(el))  # silence the caller also sits through
         doc.step.says.append(said)
-        self.printer.say(language, _text(el), el.get("loop", "1"))
+        self.printer.say(language, spoken_text(el), el.get("loop", "1"))
 
     def _play(self, el: ET.Element, doc: Document, index: int = 0) -> None:
         what = f"DTMF {el.get('digits')}" if el.get("digits") else (el.text or "").strip()
@@ -177,7 +177,7 @@ class Interpreter:
         )
 
     def _dial(self, el: ET.Element, doc: Document, index: int) -> Document | None:
-        targets = [_text(child) for child in el] or [_text(el)]
+        targets = [spoken_text(child) for child in el] or [spoken_text(el)]
         status = self.dial_status
         self.printer.line(f"  [dial {', '.join(targets)}] dialed party: {status}")
         action = el.get("action")
