@@ -410,6 +410,11 @@ def enter_amount(ctx: CallContext) -> tuple[Prompt, ...]:
     )
 
 
+def enter_amount_again(ctx: CallContext) -> tuple[Prompt, ...]:
+    """How to key an amount, without the example and the range (the amount's re-prompt)."""
+    return (Prompt("enter_amount_again"),)
+
+
 def confirm_amount(ctx: CallContext) -> tuple[Prompt, ...]:
     """Read the keyed amount back."""
     return (Prompt("confirm_amount", {"amount": Money(int(ctx.data.get("amount_cents", 0)))}),)

@@ -107,6 +107,7 @@ FLOW: Final[Mapping[State, Step]] = {
         expect=Keys(num_digits=None, finish_on_key="#", timeout=10),
         decide=d.parse_amount,  # "*" is the decimal point here; "*" alone still repeats
         on={"ok": State.CONFIRM_AMOUNT},
+        reprompt=d.enter_amount_again,
     ),
     State.CONFIRM_AMOUNT: Step(
         say=d.confirm_amount,

@@ -108,7 +108,7 @@ def test_transfer_happy_path_pays_and_sends_caller_back_to_agent(
     call.pay("pm_card_visa")
     said = call.said()
     confirmation = (
-        re.search(r"confirmation number is ((?:\d ){7}\d)", said).group(1).replace(" ", "")
+        re.search(r"Confirmation number ((?:\d ){7}\d)", said).group(1).replace(" ", "")
     )
     approved = status_of(client, key, body["id"])
     assert approved["status"] == "approved"

@@ -30,7 +30,7 @@ def test_full_payment_then_receipt_from_the_worker_and_a_posting_file(live_env):
     assert result.returncode == 0, result.stderr
     assert transcript["problems"] == []
     assert "eighty-four dollars and seventeen cents was approved" in said
-    confirmation = re.search(r"confirmation number is ((?:\d ){7}\d)", said).group(1).replace(" ", "")
+    confirmation = re.search(r"Confirmation number ((?:\d ){7}\d)", said).group(1).replace(" ", "")
     assert "4242424242424242" not in result.stdout and "123,30301" not in result.stdout
 
     sent = run_ivr("worker", "--once", env=live_env)

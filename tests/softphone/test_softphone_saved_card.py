@@ -46,7 +46,7 @@ def test_a_card_saved_on_one_call_pays_the_next_without_card_entry_and_is_forgot
         # 2: $50.00 with the card on file: no --card is given, so a <Pay> would have hung up.
         transcript, said = place_call(server, "--keys", "_ 2 0143 2 50# 1 1")
         assert "To pay fifty dollars with your Visa ending in 4 2 4 2, press 1." in said
-        assert "Your payment of fifty dollars was approved." in said
+        assert "Approved: fifty dollars." in said
         assert [step for step in transcript["steps"] if step["purpose"] == "Pay action"] == []
 
         # 3: the rest of the balance is offered with the card; 9 forgets it, 9 ends the call.
