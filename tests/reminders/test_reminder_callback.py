@@ -64,7 +64,7 @@ def test_answered_call_starts_identified_and_pays_on_channel_callback(
     )
     call.press("1")
     call.pay("pm_card_visa")
-    assert "was approved" in call.said()
+    assert "Approved:" in call.said()
 
     with app.app_context():
         (payment,) = db.session.scalars(sa.select(Payment)).all()

@@ -56,10 +56,10 @@ def test_a_spanish_caller_accepts_the_convenience_fee_by_keys(live_env):
     with LiveServer(env) as server:
         said = place_call(server, "--from", ROSA, "--keys", "_ 1 0178 1 1", "--card", VISA)
 
-    assert ("Hay un cargo por servicio de dos dólares con cincuenta centavos por pagar con tarjeta por teléfono. "
-            "Se le cobrará ciento treinta y tres dólares con cincuenta y seis centavos a su tarjeta") in said
-    assert ("Su pago de ciento treinta y un dólares con seis centavos, más el cargo de dos dólares con cincuenta "
-            "centavos, fue aprobado.") in said
+    assert ("Pagar con tarjeta por teléfono tiene un cargo de dos dólares con cincuenta centavos; se cobrarán "
+            "ciento treinta y tres dólares con cincuenta y seis centavos a su tarjeta") in said
+    assert ("Pago aprobado: ciento treinta y un dólares con seis centavos, más el cargo de dos dólares con "
+            "cincuenta centavos.") in said
     sent = run_ivr("worker", "--once", env=env)
     assert "cargo por servicio de $2.50 ($133.56 en total)" in sent.stdout
     export = run_ivr("payments", "export", env=env)

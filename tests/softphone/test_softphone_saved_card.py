@@ -40,7 +40,7 @@ def test_a_card_saved_on_one_call_pays_the_next_without_card_entry_and_is_forgot
         # 1: the second account, $100.00 keyed on the keypad; after the confirmation, 1 saves the card.
         transcript, said = place_call(server, "--keys", "_ 2 0143 2 100# 1 _ 1", "--card", VISA)
         assert len([step for step in transcript["steps"] if step["purpose"] == "Pay action"]) == 1
-        assert "one hundred dollars was approved" in said
+        assert "Approved: one hundred dollars." in said
         assert "To save this card for next time, press 1." in said and "Your card is saved." in said
 
         # 2: $50.00 with the card on file: no --card is given, so a <Pay> would have hung up.
