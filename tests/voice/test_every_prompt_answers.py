@@ -151,3 +151,24 @@ def test_a_reprompt_is_shorter_than_the_first_prompt(app, client, make_account, 
     assert len(again) < len(first)
     call.press("7")
     assert len(_words(call)) < len(first)
+
+
+@pytest.fixture
+def matthew(app_config):
+    app_config["TTS_VOICES"] = {"en": "Polly.Matthew-Neural"}
+
+
+@pytest.mark.usefixtures("matthew")
+def test_digits_are_ssml_digits_a_break_follows_the_news_and_the_voice_setting_is_used(app, client, make_account):
+    make_account()
+    call = _call_in(app, client, State.CONFIRMATION, "en", {**AMOUNT, **PAID}, True)
+    _answer(call, "1")  # hear it again
+    (say,) = call.root.xpath("./Gather/Say")
+    assert say.get("voice") == "Polly.Matthew-Neural" and say.get("language") == "en-US"
+    assert say.xpath("./say-as[@interpret-as='digits']/text()") == ["48213375"]
+    assert say.xpath("./break/@time") == ["300ms"]
+    assert "8 2 1 3 3 7 5" in call.said()
+
+    spanish = _call_in(app, client, State.CONFIRMATION, "es", {**AMOUNT, **PAID}, True)
+    _answer(spanish, "1")
+    assert spanish.root.xpath("./Gather/Say/@voice") == ["Polly.Lupe-Neural"]  # the catalogue's default
