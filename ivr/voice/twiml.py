@@ -84,7 +84,8 @@ def _fill_say(say_node, items: list) -> None:
             say_node.nest(text)
             text = ""
         if isinstance(item, DigitRun):
-            say_node.say_as(item.digits, interpret_as="digits")
+            if item.digits:  # nothing to say is no element (a confirmation number not yet known)
+                say_node.say_as(item.digits, interpret_as="digits")
         else:
             say_node.break_(time=PROMPT_BREAK)
     if text:
