@@ -59,9 +59,9 @@ def test_callback_to_an_owing_account_offers_the_balance(
     call, row = answered_callback(app, client, make_account, fake_twilio)
 
     assert call.said() == (
-        f"Hello, this is {ORG} calling about the account ending in 5 0 0 1. "
-        "To pay your balance of one hundred twenty-three dollars and forty-five cents, press 1. "
-        "To pay a different amount, press 2."
+        f"Hello, this is {ORG}, about the account ending in 5 0 0 1. "
+        "To pay the balance of one hundred twenty-three dollars and forty-five cents, press 1. "
+        "Another amount, press 2."
     )
     assert call.root.xpath("./Gather/@numDigits") == ["1"]
     assert call.root.findall("Hangup") == []
@@ -107,8 +107,8 @@ def test_callback_to_an_account_made_office_only_sends_the_member_to_the_office(
 @pytest.mark.parametrize(
     ("changes", "said"),
     [
-        ({"status": "suspended"}, "No podemos aceptar pagos por teléfono para esta cuenta."),
-        ({"balance_cents": 0}, "Su saldo es cero. No tiene nada que pagar por ahora."),
+        ({"status": "suspended"}, "Esta cuenta no se puede pagar por teléfono."),
+        ({"balance_cents": 0}, "Su saldo es cero. No debe nada."),
     ],
 )
 def test_callback_endings_are_said_in_the_members_language(

@@ -34,14 +34,14 @@ def test_past_due_history_and_another_account_by_keys(live_env):
         again = place_call(server, "--from", HAROLD, "--keys", "_ 1 0112 3")
 
     assert "Of that, one hundred forty-two dollars and thirty-five cents is past due." in said
-    assert ("To pay the past-due amount of one hundred forty-two dollars and thirty-five cents, press 2. "
-            "To hear your last payments, press 3. To pay a different amount, press 4.") in said
-    assert "We don't have any card payments on record for this account." in said
+    assert ("To pay the past-due one hundred forty-two dollars and thirty-five cents, press 2. "
+            "Recent payments, 3. Another amount, 4.") in said
+    assert "There are no card payments on record." in said
     assert "Approved: one hundred forty-two dollars and thirty-five cents." in said
-    assert "To pay another account, press 2." in said
-    assert "Please Enter the account number" in said
+    assert "Another account, 2." in said
+    assert "Enter the account number" in said
     assert "Approved: eighty-four dollars and seventeen cents." in said
-    assert "Here is your last payment. On " in again
+    assert "Your last payment. On " in again
     assert "one hundred forty-two dollars and thirty-five cents, by phone." in again
     assert "Your balance is two hundred fourteen dollars and fifty-five cents" in again
 

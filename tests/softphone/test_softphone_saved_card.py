@@ -52,7 +52,7 @@ def test_a_card_saved_on_one_call_pays_the_next_without_card_entry_and_is_forgot
         # 3: the rest of the balance is offered with the card; 9 forgets it, 9 ends the call.
         _, said = place_call(server, "--keys", "_ 2 0143 1 9 9")
         assert "To pay sixty-two dollars and fifty cents with your Visa ending in 4 2 4 2" in said
-        assert "Your saved card has been removed, and we won't charge it again." in said
+        assert "Your saved card is removed. We won't charge it again." in said
 
     database_url = live_env["DATABASE_URL"]
     assert rows(database_url, SavedCard) == []
