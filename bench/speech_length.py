@@ -6,9 +6,13 @@ Places real calls with the softphone (``ivr call``'s engine) against the app on 
 SQLite database holding the demo accounts, with the sandbox gateway: a member whose caller ID is
 on file pays the whole balance with a Visa, and a member calling from an unknown number does the
 same after keying the account number. Counts every ``<Say>`` the caller hears on that path,
-``<Pay>`` prompts included, exactly as the transcript shows them, and converts to seconds at
-``--wpm`` words a minute. Also counts the prompts (answers with something to hear) before the
-balance is said. ``--show`` prints each prompt with its word count.
+``<Pay>`` prompts included, exactly as the transcript shows them (SSML converted to the words
+heard: a ``<say-as interpret-as="digits">`` confirmation number is as many words as digits; tags
+are not words), converts to seconds at ``--wpm`` words a minute and adds the SSML ``<break>``
+pauses. Also counts the prompts (answers with something to hear) before the balance is said, and
+prints each figure against the targets of issue 13. An agent is configured
+(``AGENT_TRANSFER_NUMBER``), so the call says the longer "0 for a person" help: the worst case.
+``--show`` prints each prompt with its word count.
 """
 
 import argparse
@@ -30,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CARD = "4242424242424242,12/34,123,20001"
 BALANCE_CENTS = 104875  # Grace Lindqvist's balance in the demo accounts
+# Issue 13's targets for a full-balance payment: seconds of speech per language, prompts before the balance.
+TARGET_SECONDS = {"en": 50.0, "es": 58.0}
+TARGET_PROMPTS_BEFORE_BALANCE = 3
 WORD = re.compile(r"[\w$.,'’-]+", re.UNICODE)
 
 
@@ -52,6 +59,7 @@ def _words(text: str) -> int:
 def _serve(database_url: str):
     os.environ.update(
         DATABASE_URL=database_url, PAYMENT_GATEWAY="sandbox", SMS_SENDER="sandbox", IVR_ENV="development",
+        AGENT_TRANSFER_NUMBER="+12025550100",
     )
     from ivr import create_app
     from ivr.billing.accounts_csv import import_accounts
@@ -81,6 +89,7 @@ def measure(url: str, path: Path_, show: bool, wpm: float) -> tuple[int, float, 
 
     balance = speech.money(BALANCE_CENTS, path.language)
     words = 0
+    pause_s = 0.0
     prompts_before_balance: int | None = None
     heard_so_far = []
     for step in result.steps:
@@ -89,6 +98,7 @@ def measure(url: str, path: Path_, show: bool, wpm: float) -> tuple[int, float, 
             continue
         count = _words(heard)
         words += count
+        pause_s += sum(int(say.get("pause_ms", 0)) for say in step.says) / 1000
         if prompts_before_balance is None and balance in heard:
             prompts_before_balance = len(heard_so_far)
         heard_so_far.append(heard)
@@ -96,7 +106,7 @@ def measure(url: str, path: Path_, show: bool, wpm: float) -> tuple[int, float, 
             print(f"  {count:3d}  {heard}")
     if not _paid(heard_so_far):
         raise SystemExit(f"{path.name}: the call did not reach a confirmation; keys {path.keys!r} are stale")
-    return words, words / wpm * 60, prompts_before_balance if prompts_before_balance is not None else -1
+    return words, words / wpm * 60 + pause_s, prompts_before_balance if prompts_before_balance is not None else -1
 
 
 def _paid(heard: list[str]) -> bool:
@@ -115,7 +125,8 @@ def main() -> None:
     paths = PATHS
     if args.paths:
         paths = [Path_(*p) for p in json.loads(args.paths)]
-    print(f"{'path':44} {'words':>6} {'seconds':>8} {'prompts before balance':>23}")
+    print(f"{'path':44} {'words':>6} {'seconds':>8} {'target s':>9} {'prompts before balance':>23} {'target':>7}")
+    missed = []
     for path in paths:
         # A fresh database per call, so every path pays the same demo account's same balance.
         with tempfile.TemporaryDirectory() as tmp:
@@ -123,8 +134,15 @@ def main() -> None:
             if args.show:
                 print(f"{path.name}:")
             words, seconds, before = measure(f"http://127.0.0.1:{server.server_port}", path, args.show, args.wpm)
-            print(f"{path.name:44} {words:6d} {seconds:8.1f} {before:23d}")
+            target = TARGET_SECONDS.get(path.language)
+            met = (target is None or seconds <= target) and 0 <= before <= TARGET_PROMPTS_BEFORE_BALANCE
+            if not met:
+                missed.append(path.name)
+            print(f"{path.name:44} {words:6d} {seconds:8.1f} {target or 0:9.1f} {before:23d} "
+                  f"{'<= ' + str(TARGET_PROMPTS_BEFORE_BALANCE):>7} {'met' if met else 'MISSED'}")
             server.shutdown()
+    print(f"at {args.wpm:g} words a minute, pauses (<break>) included; "
+          + ("every target met" if not missed else f"targets missed: {', '.join(missed)}"))
 
 
 # Keys for today's flow; when the flow changes, these change with it (the script says when they

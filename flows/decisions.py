@@ -245,8 +245,12 @@ def payment_history(ctx: CallContext) -> tuple[Prompt, ...]:
     for payment in paid:
         params = {"amount": Money(payment.amount_cents), "day": Day(payment.day)}
         said.append(Prompt(_PAID_BY.get(payment.channel, "paid_other"), params))
-    said.append(Prompt("history_options"))
-    return tuple(said)
+    return tuple(said) + history_options(ctx)
+
+
+def history_options(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Back to the menu, or the payments again (the history's re-prompt)."""
+    return (Prompt("history_options"),)
 
 
 # --- convenience fee -------------------------------------------------------------------------
@@ -360,6 +364,16 @@ def welcome(ctx: CallContext) -> tuple[Prompt, ...]:
     return (Prompt("welcome", lang="en"), Prompt("spanish_option", lang="es"))
 
 
+def how_keys_work(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Said once, before identification: star repeats, and 0 reaches a person when there is one.
+
+    Not again when the caller pays another account: they have heard it.
+    """
+    if ctx.data.get("paid_accounts"):
+        return ()
+    return (Prompt("keys_help_agent" if ctx.agent_available else "keys_help"),)
+
+
 def offer_caller_id(ctx: CallContext) -> tuple[Prompt, ...]:
     """Offer the one account linked to the caller ID by its last four digits."""
     return (Prompt("offer_caller_id", {"last4": Digits(str(ctx.data.get("candidate", ""))[-4:])}),)
@@ -368,15 +382,28 @@ def offer_caller_id(ctx: CallContext) -> tuple[Prompt, ...]:
 def list_accounts(ctx: CallContext) -> tuple[Prompt, ...]:
     """Say how many accounts are on this phone and the key for each."""
     choices = list(ctx.data.get("choices", []))
-    prompts = [Prompt("several_accounts", {"count": len(choices)})]
-    for index, number in enumerate(choices, start=1):
-        prompts.append(Prompt("account_option", {"last4": Digits(number[-4:]), "choice": index}))
+    return (Prompt("several_accounts", {"count": len(choices)}),) + account_options(ctx)
+
+
+def account_options(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The key for each listed account and for another one (the list's re-prompt)."""
+    choices = list(ctx.data.get("choices", []))
+    prompts = [Prompt("account_option", {"last4": Digits(number[-4:]), "choice": Digits(str(index))})
+               for index, number in enumerate(choices, start=1)]
     prompts.append(Prompt("account_other_option"))
     return tuple(prompts)
 
 
 def account_summary(ctx: CallContext) -> tuple[Prompt, ...]:
     """Balance, due date and any past-due amount, in words; then the summary menu."""
+    account = ctx.account()
+    assert account is not None
+    # No "press star to hear this again" here: the caller was told once, before identification.
+    return _balance(account) + summary_options(ctx)
+
+
+def summary_options(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The summary menu's choices alone (its re-prompt: the balance is a "*" away)."""
     account = ctx.account()
     assert account is not None
     options = []
@@ -386,7 +413,7 @@ def account_summary(ctx: CallContext) -> tuple[Prompt, ...]:
         if amount is not None:
             params["amount"] = Money(amount)
         options.append(Prompt(option.prompt, params))
-    return _balance(account) + tuple(options) + (Prompt("menu_repeat"),)
+    return tuple(options)
 
 
 def nothing_due(ctx: CallContext) -> tuple[Prompt, ...]:
@@ -416,6 +443,11 @@ def enter_amount(ctx: CallContext) -> tuple[Prompt, ...]:
             {"minimum": Money(ctx.min_payment_cents), "maximum": Money(max_payment(ctx))},
         ),
     )
+
+
+def enter_amount_again(ctx: CallContext) -> tuple[Prompt, ...]:
+    """How to key an amount, without the example and the range (the amount's re-prompt)."""
+    return (Prompt("enter_amount_again"),)
 
 
 def confirm_amount(ctx: CallContext) -> tuple[Prompt, ...]:
@@ -470,8 +502,13 @@ def payment_approved(ctx: CallContext) -> tuple[Prompt, ...]:
     fee = int(ctx.data.get("paid_fee_cents") or 0)
     if fee:
         params["fee"] = Money(fee)
-    said = [Prompt("payment_approved_fee" if fee else "payment_approved", params), Prompt("receipt_coming"),
-            Prompt("hear_again")]
+    said = (Prompt("payment_approved_fee" if fee else "payment_approved", params), Prompt("receipt_coming"))
+    return said + approval_options(ctx)
+
+
+def approval_options(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Hear the confirmation number again; pay another account when offered (the approval's re-prompt)."""
+    said = [Prompt("hear_again")]
     if offers_another_account(ctx):
         said.append(Prompt("another_account_option"))
     return tuple(said)

@@ -26,6 +26,10 @@ from .steps import (
 from .table import ENTRY_POINTS, FLOW
 
 KEYPAD_KEYS = frozenset("0123456789*#")
+# A caller who let one question time out gets this many times the wait for every key after it, to
+# the end of the call (kept in the call's data as ``more_time``): slow hands, a relay operator, a
+# phone held away from the ear to find the keypad.
+MORE_TIME_FACTOR = 2
 _NOT_A_KEY = "not a key"  # a label no step's ``on`` can hold (labels are words without spaces)
 
 
@@ -124,6 +128,11 @@ def _says(step: Step, ctx: CallContext) -> tuple[Prompt, ...]:
     return tuple(Prompt(key) for key in step.say)
 
 
+def _reprompt(step: Step, ctx: CallContext) -> tuple[Prompt, ...]:
+    """What is said again after silence or a wrong key: the step's choices, shorter than its first words."""
+    return step.reprompt(ctx) if step.reprompt is not None else _says(step, ctx)
+
+
 def _reset_counters() -> dict[str, Any]:
     return {"silences": 0, "invalid": 0}
 
@@ -143,15 +152,22 @@ def _enter(state: State, ctx: CallContext, updates: dict[str, Any], said: tuple[
     raise RuntimeError(f"routing loop at {state}")
 
 
+def _paced(turn: Turn, ctx: CallContext) -> Turn:
+    """``turn`` with a longer wait for keys once the caller has timed out on a question in this call."""
+    if not isinstance(turn.expect, Keys) or not {**ctx.data, **turn.updates}.get("more_time"):
+        return turn
+    return replace(turn, expect=replace(turn.expect, timeout=turn.expect.timeout * MORE_TIME_FACTOR))
+
+
 def start(entry: Entry, ctx: CallContext) -> Turn:
     """The first turn of a call entering the flow by ``entry``."""
-    return _enter(ENTRY_POINTS[entry], ctx, _reset_counters(), ())
+    return _paced(_enter(ENTRY_POINTS[entry], ctx, _reset_counters(), ()), ctx)
 
 
 def repeat(state: State, ctx: CallContext) -> Turn:
     """Say the current step again without changing anything."""
     step = FLOW[state]
-    return Turn(state, _says(step, ctx), _expect(step, ctx), {}, final=step.final, dial=step.dial)
+    return _paced(Turn(state, _says(step, ctx), _expect(step, ctx), {}, final=step.final, dial=step.dial), ctx)
 
 
 def resume(turn: Turn, outcome: PayOutcome, ctx: CallContext) -> Turn:
@@ -163,11 +179,15 @@ def resume(turn: Turn, outcome: PayOutcome, ctx: CallContext) -> Turn:
     step = FLOW[turn.state]
     assert isinstance(step.expect, Act), f"{turn.state} does not wait on an action"
     updates = {**turn.updates, **_reset_counters(), **outcome.updates}
-    return _enter(step.on[outcome.label], ctx, updates, turn.say)
+    return _paced(_enter(step.on[outcome.label], ctx, updates, turn.say), ctx)
 
 
 def advance(state: State, event: Event, ctx: CallContext) -> Turn:
     """Decide the next turn from the current ``state`` and the caller's ``event``."""
+    return _paced(_advance(state, event, ctx), ctx)
+
+
+def _advance(state: State, event: Event, ctx: CallContext) -> Turn:
     step = FLOW[state]
     if isinstance(event, PayOutcome):
         if event.label not in step.on:
@@ -184,7 +204,11 @@ def advance(state: State, event: Event, ctx: CallContext) -> Turn:
         silences = int(ctx.data.get("silences", 0)) + 1
         if silences > SILENCE_LIMIT:
             return _enter(State.NO_INPUT, ctx, _reset_counters(), ())
-        return Turn(state, (Prompt("silence_reprompt"),) + _says(step, ctx), _expect(step, ctx), {"silences": silences})
+        # Asked again with more time to answer, now and for the rest of the call.
+        return Turn(
+            state, (Prompt("silence_reprompt"),) + _reprompt(step, ctx), _expect(step, ctx),
+            {"silences": silences, "more_time": True},
+        )
 
     if not isinstance(step.expect, Keys):  # keys or words where none were asked for: say the step again
         return repeat(state, ctx)
@@ -219,7 +243,7 @@ def _invalid(state: State, step: Step, decision: Decision, ctx: CallContext) -> 
         return _enter(State.TOO_MANY_ATTEMPTS, ctx, {**updates, **_reset_counters()}, decision.say)
     explanation = decision.say or (Prompt("invalid_key"),)
     view = _Overlay(ctx, updates)
-    return Turn(state, explanation + _says(step, view), _expect(step, view), updates)
+    return Turn(state, explanation + _reprompt(step, view), _expect(step, view), updates)
 
 
 def _speech(state: State, step: Step, event: Speech, ctx: CallContext) -> Turn:

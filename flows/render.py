@@ -40,8 +40,11 @@ def markdown() -> str:
     entries = ", ".join(f"{entry.value} → `{state.value}`" for entry, state in ENTRY_POINTS.items())
     lines = [
         (f"Calls enter the flow by one of its entry points: {entries}. In every step that expects keys: `*` "
-        "repeats it, `0` reaches the agent when `AGENT_TRANSFER_NUMBER` is set, silence re-prompts twice then "
-        "says goodbye, and a key that is not an option is explained (three times at most). Every such step "
+        "repeats it, `0` reaches the agent when `AGENT_TRANSFER_NUMBER` is set (both said once, before "
+        "identification), silence re-prompts twice then says goodbye, and a key that is not an option is "
+        "explained (three times at most). A re-prompt says the step's choices (a step that tells something "
+        "first, like the balance, leaves that out), and after one silence every wait for a key is twice as long "
+        "for the rest of the call. Every such step "
         "also takes speech (`flows/speech.py`): words it understands count as its keys, words heard with "
         "doubt are read back for a yes or a no, and words it does not understand count as a wrong key."),
         "",

@@ -227,6 +227,10 @@ class Step:
     dial: str | None = None  # final steps that connect the caller somewhere: "agent" | "return_to"
     allow_agent: bool = True  # "0" reaches the agent from this step when one is configured
     repeatable: bool = True  # "*" repeats this step's prompts
+    # What a re-prompt (after silence or a wrong key) says after its apology: the choices only, for
+    # steps that first tell something (a balance, a decline); None says the step's prompts again.
+    # "*" still repeats everything.
+    reprompt: Say | None = None
 
 
 # Labels the web layer reports for a <Pay> result.

@@ -56,6 +56,7 @@ FLOW: Final[Mapping[State, Step]] = {
         on_silence=State.IDENTIFY,  # no key: carry on in English
     ),
     State.IDENTIFY: Step(
+        say=d.how_keys_work,  # once, in the call's language, before the first question
         route=d.route_by_caller_id,
         on={"one": State.OFFER_CALLER_ID, "several": State.CHOOSE_ACCOUNT, "none": State.ENTER_ACCOUNT},
     ),
@@ -69,6 +70,7 @@ FLOW: Final[Mapping[State, Step]] = {
         expect=Keys(num_digits=1, words={"another_account": "9", "no": "9"}),
         decide=d.pick_listed_account,
         on={"picked": State.CALLER_ID_CHECK, "other": State.ENTER_ACCOUNT},
+        reprompt=d.account_options,
     ),
     State.ENTER_ACCOUNT: Step(
         say=("enter_account",),
@@ -115,18 +117,21 @@ FLOW: Final[Mapping[State, Step]] = {
             "other": State.ENTER_AMOUNT,
             "history": State.HISTORY,
         },
+        reprompt=d.summary_options,
     ),
     State.HISTORY: Step(
         say=d.payment_history,
         expect=Keys(num_digits=1, words={"menu": "1", "balance": "1", "pay": "1", "yes": "1"}),
         on={"1": State.SUMMARY},
         on_silence=State.SUMMARY,  # heard them: back to the menu
+        reprompt=d.history_options,
     ),
     State.ENTER_AMOUNT: Step(
         say=d.enter_amount,
         expect=Keys(num_digits=None, finish_on_key="#", timeout=10, hear="amount"),
         decide=d.parse_amount,  # "*" is the decimal point here; "*" alone still repeats
         on={"ok": State.CONFIRM_AMOUNT},
+        reprompt=d.enter_amount_again,
     ),
     State.CONFIRM_AMOUNT: Step(
         say=d.confirm_amount,
@@ -169,6 +174,7 @@ FLOW: Final[Mapping[State, Step]] = {
         expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+        reprompt=d.keypad_options,
     ),
     State.FORGET_CARD: Step(
         expect=Act(FORGET_CARD),  # deleted, then detached at Stripe
@@ -179,6 +185,7 @@ FLOW: Final[Mapping[State, Step]] = {
         expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+        reprompt=d.keypad_options,
     ),
     State.CARD_ENTRY: Step(
         say=d.card_intro,
@@ -201,18 +208,21 @@ FLOW: Final[Mapping[State, Step]] = {
         expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+        reprompt=d.card_options,
     ),
     State.CARD_UNREADABLE: Step(
         say=d.card_unreadable,
         expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+        reprompt=d.card_options,
     ),
     State.PROCESSOR_DOWN: Step(
         say=d.processor_down,
         expect=Keys(num_digits=1, words=RETRY_WORDS),
         decide=d.retry_card,
         on={"again": State.CARD_ENTRY, "no_more": State.AFTER_PAYMENT, "done": State.AFTER_PAYMENT},
+        reprompt=d.card_options,
     ),
     State.CONFIRMATION: Step(
         say=d.payment_approved,
@@ -221,6 +231,7 @@ FLOW: Final[Mapping[State, Step]] = {
         on={"again": State.CONFIRMATION, "another": State.ANOTHER_ACCOUNT},
         on_silence=State.AFTER_PAYMENT,
         allow_agent=False,
+        reprompt=d.approval_options,
     ),
     State.ANOTHER_ACCOUNT: Step(
         route=d.start_another_account,  # identified from the start: no factor carries over

@@ -1,6 +1,7 @@
 """Configuration from the environment: one function, read once per app, never at import time."""
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,31 @@ def parse_convenience_fee(text: str) -> int:
             f"{MAX_CONVENIENCE_FEE_CENTS}, e.g. 250 for $2.50; not {value!r}"
         )
     return int(value)
+
+
+# Twilio <Say> voices the prompts may use, by the catalogue's language (<Say language> en-US and es-US):
+# Amazon Polly's voices for those locales, plain (standard), -Neural or -Generative; Twilio refuses a voice
+# that does not speak the <Say> language. Google voices are checked by their locale only.
+POLLY_VOICES = {
+    "en": ("Danielle", "Gregory", "Ivy", "Joanna", "Joey", "Justin", "Kendra", "Kevin", "Kimberly", "Matthew",
+           "Ruth", "Salli", "Stephen"),
+    "es": ("Lupe", "Penelope", "Miguel", "Pedro"),
+}
+TTS_VOICE_SETTINGS = {"en": "TTS_VOICE_EN", "es": "TTS_VOICE_ES"}
+_VOICE = re.compile(r"Polly\.([A-Za-z]+)(-Neural|-Generative)?|Google\.([a-z]{2})-US-[A-Za-z0-9]+-[A-Z]")
+
+
+def voice_problem(name: str, lang: str) -> str | None:
+    """Why ``name`` is not a Twilio voice for the ``lang`` prompts (``en`` or ``es``), or None."""
+    match = _VOICE.fullmatch(name)
+    polly, google_lang = (match.group(1), match.group(3)) if match else (None, None)
+    if (polly and polly in POLLY_VOICES[lang]) or google_lang == lang:
+        return None
+    examples = {"en": "Polly.Joanna-Neural", "es": "Polly.Lupe-Neural"}[lang]
+    return (
+        f"{TTS_VOICE_SETTINGS[lang]} must be a Twilio voice that speaks {lang}-US, like {examples} "
+        f"(Polly: {', '.join(POLLY_VOICES[lang])}), not {name!r}"
+    )
 
 
 def _database_problem(url: str) -> str | None:
@@ -257,6 +283,16 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         problems.append(str(exc))
         convenience_fee = 0
 
+    voices = {}
+    for lang, name in TTS_VOICE_SETTINGS.items():
+        chosen = env.get(name, "").strip()
+        if chosen:
+            problem = voice_problem(chosen, lang)
+            if problem:
+                problems.append(problem)
+            else:
+                voices[lang] = chosen
+
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -301,4 +337,6 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip() or None,
         "SPEECH_CONFIDENCE_THRESHOLD": speech_confidence,
         "SPEECH_MODEL": speech_model,  # <Gather speechModel>
+        # TTS_VOICE_EN / TTS_VOICE_ES: the <Say> voice per language; unset, the catalogue's [voice] default.
+        "TTS_VOICES": voices,
     }

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from lxml import etree
 
+from ivr.softphone.interpreter import spoken_text
 from ivr.twilio.adapter import compute_signature
 from payments.sandbox_cards import BY_PAYMENT_METHOD, sandbox_customer
 
@@ -109,8 +110,9 @@ class CallActions:
         return self.post(f"{BASE}/twilio/voice/status", self.params(CallStatus=status, CallDuration="42"))
 
     def said(self):
-        """Everything said in the current answer, as one string."""
-        return " ".join(t.strip() for t in self.root.xpath("//Say/text()"))
+        """Everything said in the current answer, as one string, SSML read as the caller hears it
+        (a ``<say-as interpret-as="digits">`` number digit by digit), as ``ivr call`` prints it."""
+        return " ".join(spoken_text(say) for say in self.root.xpath("//Say"))
 
 
 def _stripe_error(status, error):

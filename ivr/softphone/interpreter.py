@@ -31,9 +31,38 @@ class Document:
     step: Step
 
 
-def _text(el: ET.Element) -> str:
-    """An element's spoken text, SSML tags dropped and whitespace collapsed."""
-    return " ".join("".join(el.itertext()).split())
+def _spoken(el: ET.Element) -> str:
+    """The words of ``el``'s content as heard: SSML ``<say-as interpret-as="digits">`` spaced out
+    digit by digit (so "4827" reads, and counts, as the four digits the caller hears), other tags dropped."""
+    words = [el.text or ""]
+    for child in el:
+        if child.tag == "say-as" and child.get("interpret-as") in {"digits", "characters", "spell-out"}:
+            words.append(" " + " ".join("".join(child.itertext()).replace(" ", "")) + " ")
+        else:
+            words.append(" " + _spoken(child) + " " if child.tag != "break" else " ")
+        words.append(child.tail or "")
+    return "".join(words)
+
+
+def _pause_ms(el: ET.Element) -> int:
+    """Milliseconds of SSML ``<break time="…">`` inside ``el`` (a break without a time counts 0)."""
+    total = 0
+    for node in el.iter("break"):
+        time = node.get("time", "").strip()
+        if time.endswith("ms") and time[:-2].isdigit():
+            total += int(time[:-2])
+        elif time.endswith("s") and time[:-1].replace(".", "", 1).isdigit():
+            total += int(float(time[:-1]) * 1000)
+    return total
+
+
+def spoken_text(el: ET.Element) -> str:
+    """An element's spoken text, SSML converted to the words heard and whitespace collapsed."""
+    text = " ".join(_spoken(el).split())
+    # A break or say-as next to punctuation leaves "1 2 3 ." : put the mark back on the word.
+    for mark in ".,;:?!":
+        text = text.replace(f" {mark}", mark)
+    return text
 
 
 class Interpreter:
@@ -93,8 +122,11 @@ class Interpreter:
 
     def _say(self, el: ET.Element, doc: Document, index: int = 0) -> None:
         language = el.get("language", "en-US")
-        doc.step.says.append({"language": language, "text": _text(el)})
-        self.printer.say(language, _text(el), el.get("loop", "1"))
+        said = {"language": language, "text": spoken_text(el)}
+        if _pause_ms(el):
+            said["pause_ms"] = str(_pause_ms(el))  # silence the caller also sits through
+        doc.step.says.append(said)
+        self.printer.say(language, spoken_text(el), el.get("loop", "1"))
 
     def _play(self, el: ET.Element, doc: Document, index: int = 0) -> None:
         what = f"DTMF {el.get('digits')}" if el.get("digits") else (el.text or "").strip()
@@ -152,7 +184,7 @@ class Interpreter:
         )
 
     def _dial(self, el: ET.Element, doc: Document, index: int) -> Document | None:
-        targets = [_text(child) for child in el] or [_text(el)]
+        targets = [spoken_text(child) for child in el] or [spoken_text(el)]
         status = self.dial_status
         self.printer.line(f"  [dial {', '.join(targets)}] dialed party: {status}")
         action = el.get("action")

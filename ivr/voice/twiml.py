@@ -8,7 +8,7 @@ import prompts
 from flows import Keys, Pay, Prompt, Turn, speech
 
 from ..twilio import adapter as twilio_adapter
-from .spoken import say
+from .spoken import DigitRun, say_parts
 
 # The language speech is recognised in, per call language (US Spanish: callers here are in the US).
 SPEECH_LANGUAGES = {"en": "en-US", "es": "es-US"}
@@ -36,19 +36,65 @@ def url(path: str, **query: object) -> str:
     return f"{base}{path}?{urlencode(query)}"
 
 
+# A short pause after the first prompt of a <Say> (the balance, then the menu; the approval, then
+# what comes next): the ear needs a beat to file what it was told before the choices. One per
+# <Say>, since Polly already pauses at every full stop. Counted by bench/speech_length.py.
+PROMPT_BREAK = "300ms"
+
+
+def say_settings(lang: str) -> dict[str, str]:
+    """``voice`` and ``language`` of a ``<Say>`` in ``lang``: TTS_VOICE_EN/_ES, else the catalogue's default."""
+    settings = prompts.voice(lang)
+    voice = current_app.config.get("TTS_VOICES", {}).get(lang) or settings["voice"]
+    return {"voice": voice, "language": settings["language"]}
+
+
 def _add_says(node, said: tuple[Prompt, ...], lang: str) -> None:
-    """Append ``<Say>`` elements, merging neighbours of the same language into one."""
+    """Append ``<Say>`` elements, merging neighbours of the same language into one.
+
+    Digit strings (an account's last four, a confirmation number) go in SSML ``<say-as
+    interpret-as="digits">``, and a short ``<break>`` follows the first of several prompts in one ``<Say>``.
+    """
     org = current_app.config["ORG_NAME"]
-    chunks: list[tuple[str, list[str]]] = []
+    chunks: list[tuple[str, list[list[str | DigitRun]]]] = []
     for prompt in said:
-        language, words = say(prompt, lang, org)
+        language, parts = say_parts(prompt, lang, org)
         if chunks and chunks[-1][0] == language:
-            chunks[-1][1].append(words)
+            chunks[-1][1].append(parts)
         else:
-            chunks.append((language, [words]))
-    for language, words in chunks:
-        settings = prompts.voice(language)
-        node.say(" ".join(words), voice=settings["voice"], language=settings["language"])
+            chunks.append((language, [parts]))
+    for language, prompts_said in chunks:
+        items: list[str | DigitRun | None] = []  # None: the break
+        for index, parts in enumerate(prompts_said):
+            if index == 1:
+                items.append(None)
+            elif index:
+                items.append(" ")
+            items.extend(parts)
+        _fill_say(node.say(**say_settings(language)), items)
+
+
+def _fill_say(say_node, items: list) -> None:
+    """Text, ``<say-as>`` digits and ``<break>`` (``None``) in order into one ``<Say>``.
+
+    Neighbouring text is joined first: the SDK keeps one text (an XML tail) after each element,
+    so a second string nested after the same element would replace the first.
+    """
+    text = ""
+    for item in items:
+        if isinstance(item, str):
+            text += item
+            continue
+        if text:
+            say_node.nest(text)
+            text = ""
+        if isinstance(item, DigitRun):
+            if item.digits:  # nothing to say is no element (a confirmation number not yet known)
+                say_node.say_as(item.digits, interpret_as="digits")
+        else:
+            say_node.break_(time=PROMPT_BREAK)
+    if text:
+        say_node.nest(text)
 
 
 def render_turn(turn: Turn, lang: str, seq: int, *, return_to: str | None = None, description: str = "") -> str:
@@ -94,6 +140,7 @@ def _add_pay(response, lang: str, seq: int, description: str) -> None:
     """``<Pay>`` in tokenize mode (no chargeAmount) with prompts in the caller's language."""
     cfg = current_app.config
     settings = prompts.voice(lang)
+    voice = say_settings(lang)
     pay = response.pay(
         input="dtmf",
         action=url("/twilio/voice/pay", seq=seq),
@@ -111,19 +158,18 @@ def _add_pay(response, lang: str, seq: int, description: str) -> None:
     for field in twilio_adapter.CARD_FIELDS:
         key = _PAY_PROMPT_KEYS[field]
         first = pay.prompt(for_=field, attempt=1)
-        first.say(prompts.text(key, lang), voice=settings["voice"], language=settings["language"])
+        first.say(prompts.text(key, lang), **voice)
         again = pay.prompt(for_=field, attempt="2 3")
-        again.say(prompts.text(f"{key}_retry", lang), voice=settings["voice"], language=settings["language"])
+        again.say(prompts.text(f"{key}_retry", lang), **voice)
     processing = pay.prompt(for_="payment-processing")
-    processing.say(prompts.text("pay_processing", lang), voice=settings["voice"], language=settings["language"])
+    processing.say(prompts.text("pay_processing", lang), **voice)
 
 
 def say_and_hang_up(key: str, lang: str) -> str:
     """One prompt of the catalogue (``{org}`` its only placeholder), then a hang-up."""
     response = twilio_adapter.voice_response()
-    settings = prompts.voice(lang)
     org = current_app.config["ORG_NAME"]
-    response.say(prompts.text(key, lang, org=org), voice=settings["voice"], language=settings["language"])
+    response.say(prompts.text(key, lang, org=org), **say_settings(lang))
     response.hangup()
     return str(response)
 

@@ -157,7 +157,7 @@ def test_console_transfer_then_assisted_payment_in_chromium(database_url, browse
             expect(status).to_contain_text("entering their card number")
             call.pay("pm_card_visa")
             spoken = (
-                re.search(r"confirmation number is ((?:\d ){7}\d)", call.said())
+                re.search(r"Confirmation number ((?:\d ){7}\d)", call.said())
                 .group(1)
                 .replace(" ", "")
             )

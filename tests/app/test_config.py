@@ -160,3 +160,18 @@ def test_the_convenience_fee_is_off_by_default_and_a_bad_value_is_one_clear_line
     assert result.exit_code != 0 and "Traceback" not in result.output
     (line,) = [text for text in result.output.splitlines() if "CONVENIENCE_FEE_CENTS" in text]
     assert "e.g. 250 for $2.50" in line and "'2.50'" in line
+
+
+def test_the_voices_default_to_the_catalogues_and_a_voice_for_the_wrong_language_is_one_clear_line(monkeypatch):
+    assert load_config({})["TTS_VOICES"] == {}  # the catalogue's [voice] defaults: Polly.*-Neural
+    chosen = load_config({"TTS_VOICE_EN": "Polly.Matthew-Neural", "TTS_VOICE_ES": "Google.es-US-Neural2-B"})
+    assert chosen["TTS_VOICES"] == {"en": "Polly.Matthew-Neural", "es": "Google.es-US-Neural2-B"}
+    for name, bad in (("TTS_VOICE_ES", "Polly.Joanna-Neural"), ("TTS_VOICE_EN", "Polly.Lupe-Neural"),
+                      ("TTS_VOICE_EN", "Joanna"), ("TTS_VOICE_EN", "Google.es-US-Neural2-A")):
+        with pytest.raises(ConfigError, match=f"{name} must be a Twilio voice"):
+            load_config({name: bad})
+    monkeypatch.setenv("TTS_VOICE_ES", "Polly.Joanna-Neural")
+    result = CliRunner().invoke(main, ["payments", "export"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    (line,) = [text for text in result.output.splitlines() if "TTS_VOICE_ES" in text]
+    assert "Polly.Lupe-Neural" in line and "'Polly.Joanna-Neural'" in line

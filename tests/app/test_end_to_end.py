@@ -29,8 +29,8 @@ def test_full_payment_then_receipt_from_the_worker_and_a_posting_file(live_env):
         result, transcript, said = place_call(server.url, "--from", DANA, "--keys", "_ 1 20011 1", "--card", VISA, env=server.env)
     assert result.returncode == 0, result.stderr
     assert transcript["problems"] == []
-    assert "eighty-four dollars and seventeen cents was approved" in said
-    confirmation = re.search(r"confirmation number is ((?:\d ){7}\d)", said).group(1).replace(" ", "")
+    assert "Approved: eighty-four dollars and seventeen cents." in said
+    confirmation = re.search(r"Confirmation number ((?:\d ){7}\d)", said).group(1).replace(" ", "")
     assert "4242424242424242" not in result.stdout and "123,30301" not in result.stdout
 
     sent = run_ivr("worker", "--once", env=live_env)
@@ -52,7 +52,7 @@ def test_decline_then_success(live_env):
         )
     assert result.returncode == 0, result.stderr
     assert "declined for insufficient funds" in said
-    assert "two hundred twelve dollars and fifty cents was approved" in said
+    assert "Approved: two hundred twelve dollars and fifty cents." in said
 
 
 def test_spanish_call(live_env):
@@ -60,7 +60,7 @@ def test_spanish_call(live_env):
         result, transcript, said = place_call(server.url, "--from", ROSA, "--keys", "_ 1 20010 1", "--card", VISA, env=server.env)
     assert result.returncode == 0, result.stderr
     assert "Su saldo es de ciento treinta y un dólares con seis centavos" in said
-    assert "fue aprobado" in said
+    assert "Pago aprobado" in said
     languages = {say["language"] for step in transcript["steps"][3:] for say in step["says"]}
     assert languages == {"es-US"}
 
@@ -76,7 +76,7 @@ def test_two_server_processes_answer_alternate_webhooks_of_one_call(live_env):
             sent_to = {step["sent_to"].split("/twilio")[0] for step in transcript["steps"]}
     assert result.returncode == 0, result.stderr
     assert sent_to == {first.url, second.url}
-    assert "was approved" in said
+    assert "Approved:" in said
     assert "/twilio/voice/step" in first.output() and "/twilio/voice/step" in second.output()
 
 

@@ -57,8 +57,8 @@ def test_try_it_runs_as_written(tmp_path):
         call = subprocess.run(shlex.split(commands[1]), cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=60)
         assert call.returncode == 0, call.stdout + call.stderr
-        assert "was approved" in call.stdout and "confirmation number is" in call.stdout
-        confirmation = re.search(r"confirmation number is ((?:\d ){7}\d)", call.stdout).group(1).replace(" ", "")
+        assert "Approved:" in call.stdout and "Confirmation number" in call.stdout
+        confirmation = re.search(r"Confirmation number ((?:\d ){7}\d)", call.stdout).group(1).replace(" ", "")
         # the worker started by the demo prints the receipt as it sends it
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and f"Confirmation {confirmation}" not in "".join(output):

@@ -84,21 +84,17 @@ def identified(ctx):
 
 MENU_PAST_DUE = {
     "en": ("Of that, one hundred forty-two dollars and thirty-five cents is past due. "
-           "To pay the full balance, press 1. "
-           "To pay the past-due amount of one hundred forty-two dollars and thirty-five cents, press 2. "
-           "To hear your last payments, press 3. To pay a different amount, press 4. "
-           "To hear this again, press star."),
-    "es": ("De esa cantidad, ciento cuarenta y dos dólares con treinta y cinco centavos están vencidos. "
-           "Para pagar el saldo completo, oprima 1. "
-           "Para pagar la cantidad vencida de ciento cuarenta y dos dólares con treinta y cinco centavos, oprima 2. "
-           "Para escuchar sus últimos pagos, oprima 3. Para pagar otra cantidad, oprima 4. "
-           "Para escuchar esto de nuevo, oprima asterisco."),
+           "To pay in full, press 1. "
+           "To pay the past-due one hundred forty-two dollars and thirty-five cents, press 2. "
+           "Recent payments, 3. Another amount, 4."),
+    "es": ("De ese saldo, ciento cuarenta y dos dólares con treinta y cinco centavos ya venció. "
+           "Para pagarlo todo, oprima 1. "
+           "Para pagar lo vencido, ciento cuarenta y dos dólares con treinta y cinco centavos, oprima 2. "
+           "Sus pagos recientes, el 3. Otra cantidad, el 4."),
 }
 MENU_NOTHING_PAST_DUE = {
-    "en": ("To pay the full balance, press 1. To pay a different amount, press 2. "
-           "To hear your last payments, press 3. To hear this again, press star."),
-    "es": ("Para pagar el saldo completo, oprima 1. Para pagar otra cantidad, oprima 2. "
-           "Para escuchar sus últimos pagos, oprima 3. Para escuchar esto de nuevo, oprima asterisco."),
+    "en": "To pay in full, press 1. Another amount, 2. Recent payments, 3.",
+    "es": "Para pagarlo todo, oprima 1. Otra cantidad, el 2. Sus pagos recientes, el 3.",
 }
 
 
@@ -111,9 +107,8 @@ def test_a_past_due_account_hears_the_past_due_amount_offered_on_2_beside_the_fu
     paying = step(ctx, turn, KeyPress("2"))
     assert paying.state == State.CARD_ENTRY and isinstance(paying.expect, Pay)
     assert ctx.data["amount_cents"] == 14235 and ctx.data["fee_cents"] == 0
-    assert heard(paying, lang).startswith(
-        {"en": "You are paying one hundred forty-two dollars and thirty-five cents.",
-         "es": "Va a pagar ciento cuarenta y dos dólares con treinta y cinco centavos."}[lang])
+    # The amount was just said with its key; the approval says what was charged.
+    assert heard(paying, lang) == {"en": "Now your card.", "es": "Ahora, su tarjeta."}[lang]
 
 
 def test_with_a_past_due_amount_1_is_the_full_balance_and_4_a_different_amount():
@@ -153,16 +148,16 @@ PAID = (
     PaidView(date(2026, 8, 3), 999, "ivr"),  # a fourth: not said
 )
 HISTORY = {
-    "en": ("Here are your last three payments. "
+    "en": ("Your last three payments. "
            "On Friday, November twentieth, eighty-four dollars and seventeen cents, by phone. "
            "On Friday, October second, fifty dollars, with an agent. "
            "On Tuesday, September first, one hundred twenty dollars, on a call from us. "
-           "To go back to the menu, press 1. To hear your payments again, press star."),
-    "es": ("Estos son sus últimos tres pagos. "
+           "For the menu, press 1. To hear them again, press star."),
+    "es": ("Sus últimos tres pagos. "
            "Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de noviembre, por teléfono. "
            "Pagó cincuenta dólares el viernes dos de octubre, con un agente. "
            "Pagó ciento veinte dólares el martes primero de septiembre, en una llamada que le hicimos. "
-           "Para volver al menú, oprima 1. Para escuchar sus pagos otra vez, oprima asterisco."),
+           "Para volver al menú, oprima 1. Para oírlos otra vez, oprima asterisco."),
 }
 
 
@@ -177,17 +172,17 @@ def test_3_says_the_last_three_payments_with_day_amount_and_how(lang):
 @pytest.mark.parametrize(
     ("paid", "lang", "words"),
     [
-        ((), "en", "We don't have any card payments on record for this account."),
-        ((), "es", "No tenemos pagos con tarjeta registrados para esta cuenta."),
+        ((), "en", "There are no card payments on record."),
+        ((), "es", "No hay pagos con tarjeta registrados."),
         ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "en",
-         "Here is your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by card."),
+         "Your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by card."),
         ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "es",
-         ("Este es su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
+         ("Su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
           "noviembre, con tarjeta.")),
         ((PaidView(date(2026, 11, 20), 8417, "sms"),), "en",
-         "Here is your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by text."),
+         "Your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by text."),
         ((PaidView(date(2026, 11, 20), 8417, "sms"),), "es",
-         ("Este es su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
+         ("Su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
           "noviembre, por mensaje de texto.")),
     ],
 )
@@ -210,22 +205,20 @@ def test_after_the_history_1_or_silence_goes_back_to_the_menu_and_star_says_it_a
 # --- convenience fee --------------------------------------------------------------------------
 
 FEE_OFFER = {
-    "en": ("There is a convenience fee of two dollars and fifty cents to pay by card over the phone. "
-           "Your card will be charged one hundred forty-four dollars and eighty-five cents: one hundred "
-           "forty-two dollars and thirty-five cents for your bill, plus the two dollars and fifty cents fee. "
-           "To accept the fee and enter your card, press 1. To go back to the menu, press 2. "
+    "en": ("Paying by card by phone has a fee of two dollars and fifty cents, so your card will be charged one "
+           "hundred forty-four dollars and eighty-five cents: one hundred forty-two dollars and thirty-five cents "
+           "for your bill, plus the fee. To accept and enter your card, press 1. To go back, press 2. "
            "To end the call, press 9."),
-    "es": ("Hay un cargo por servicio de dos dólares con cincuenta centavos por pagar con tarjeta por teléfono. "
-           "Se le cobrará ciento cuarenta y cuatro dólares con ochenta y cinco centavos a su tarjeta: ciento "
-           "cuarenta y dos dólares con treinta y cinco centavos para su factura, más el cargo de dos dólares con "
-           "cincuenta centavos. Para aceptar el cargo e ingresar su tarjeta, oprima 1. Para volver al menú, "
-           "oprima 2. Para terminar la llamada, oprima 9."),
+    "es": ("Pagar con tarjeta por teléfono tiene un cargo de dos dólares con cincuenta centavos; se cobrarán "
+           "ciento cuarenta y cuatro dólares con ochenta y cinco centavos a su tarjeta: ciento cuarenta y dos "
+           "dólares con treinta y cinco centavos de su factura, más el cargo. Para aceptar y dar su tarjeta, "
+           "oprima 1. Para volver, el 2. Para colgar, el 9."),
 }
 CARD_INTRO_FEE = {
-    "en": ("You are paying one hundred forty-two dollars and thirty-five cents, plus the two dollars and "
-           "fifty cents fee, for a total of one hundred forty-four dollars and eighty-five cents."),
-    "es": ("Va a pagar ciento cuarenta y dos dólares con treinta y cinco centavos, más el cargo de dos dólares "
-           "con cincuenta centavos, en total ciento cuarenta y cuatro dólares con ochenta y cinco centavos."),
+    "en": ("You're paying one hundred forty-two dollars and thirty-five cents, plus the fee of two dollars and "
+           "fifty cents: one hundred forty-four dollars and eighty-five cents in all."),
+    "es": ("Va a pagar ciento cuarenta y dos dólares con treinta y cinco centavos más el cargo de dos dólares "
+           "con cincuenta centavos: ciento cuarenta y cuatro dólares con ochenta y cinco centavos en total."),
 }
 
 
@@ -320,8 +313,8 @@ def paid_first(ctx):
 @pytest.mark.parametrize(
     ("lang", "words"),
     [
-        ("en", "To hear your confirmation number again, press 1. To pay another account, press 2."),
-        ("es", "Para escuchar su número de confirmación otra vez, oprima 1. Para pagar otra cuenta, oprima 2."),
+        ("en", "To hear it again, press 1. Another account, 2."),
+        ("es", "Para oírlo otra vez, oprima 1. Otra cuenta, el 2."),
     ],
 )
 def test_after_a_payment_2_pays_another_account(lang, words):
@@ -392,10 +385,10 @@ def test_an_approved_payment_with_a_fee_says_the_fee(lang):
     ctx.data.update(turn.updates)
     turn = advance(State.CONFIRMATION, KeyPress("1"), ctx)
     assert heard(turn, lang).startswith(
-        {"en": "Your payment of three hundred fifty-six dollars and ninety cents, plus the two dollars and fifty "
-               "cents fee, was approved. Your confirmation number is 4 8 2 1 3 3 7 5.",
-         "es": "Su pago de trescientos cincuenta y seis dólares con noventa centavos, más el cargo de dos dólares "
-               "con cincuenta centavos, fue aprobado. Su número de confirmación es 4 8 2 1 3 3 7 5."}[lang])
+        {"en": "Approved: three hundred fifty-six dollars and ninety cents, plus the fee of two dollars and fifty "
+               "cents. Confirmation number 4 8 2 1 3 3 7 5.",
+         "es": "Pago aprobado: trescientos cincuenta y seis dólares con noventa centavos, más el cargo de dos "
+               "dólares con cincuenta centavos. Número de confirmación: 4 8 2 1 3 3 7 5."}[lang])
 
 
 def test_the_fee_accepted_is_the_fee_that_was_said_even_if_the_setting_changes_meanwhile():

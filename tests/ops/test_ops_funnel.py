@@ -47,7 +47,7 @@ def test_a_real_call_saves_its_path_and_how_far_it_got(app, client, make_account
     call.silence()  # no language key: English
     call.press("1")  # the account on this phone
     call.press(ZIP)  # its service ZIP code
-    assert "To pay the full balance, press 1" in call.said()
+    assert "To pay in full, press 1" in call.said()
     with app.app_context():
         row = db.session.scalars(sa.select(CallSession)).one()
         assert row.furthest == "heard_balance"

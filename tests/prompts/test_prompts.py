@@ -42,7 +42,7 @@ def test_no_word_catalogue_or_catalogue_loader_lives_under_ivr():
 
 
 def test_a_key_names_its_section_and_voice_prompts_go_bare():
-    assert prompts.text("goodbye", "en", org="Co-op") == "Thank you for calling Co-op. Goodbye."
+    assert prompts.text("welcome", "en", org="Co-op") == "Thanks for calling Co-op."
     assert prompts.text("sms.pay_choice", "es", last4="5001") == "PAGAR 5001"
     assert prompts.text("page.call_button", "es") == "Llámenme ahora"
     with pytest.raises(KeyError):

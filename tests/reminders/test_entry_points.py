@@ -13,7 +13,7 @@ from reminder_fixtures import ORG, answer, app_config, clock, fake_twilio, reque
 from ivr.extensions import db
 from ivr.models import Account, CallSession
 
-GOODBYE = f"Thank you for calling {ORG}. Goodbye."
+GOODBYE = "Thank you. Goodbye."
 IVR = Path(__file__).resolve().parents[2] / "ivr"
 
 
@@ -59,9 +59,9 @@ def test_callback_to_an_owing_account_offers_the_balance(
     call, row = answered_callback(app, client, make_account, fake_twilio)
 
     assert call.said() == (
-        f"Hello, this is {ORG} calling about the account ending in 5 0 0 1. "
-        "To pay your balance of one hundred twenty-three dollars and forty-five cents, press 1. "
-        "To pay a different amount, press 2."
+        f"Hello, this is {ORG}, about the account ending in 5 0 0 1. "
+        "To pay the balance of one hundred twenty-three dollars and forty-five cents, press 1. "
+        "Another amount, press 2."
     )
     assert call.root.xpath("./Gather/@numDigits") == ["1"]
     assert call.root.findall("Hangup") == []
@@ -73,7 +73,7 @@ def test_callback_to_an_account_paid_meanwhile_says_nothing_is_due(
 ):
     call, row = answered_callback(app, client, make_account, fake_twilio, balance_cents=0)
 
-    assert call.said() == f"Your balance is zero. There is nothing to pay right now. {GOODBYE}"
+    assert call.said() == f"Your balance is zero. Nothing is due. {GOODBYE}"
     assert call.root.xpath("./Gather | ./Pay") == []
     assert len(call.root.findall("Hangup")) == 1
     assert row.state == "NOTHING_DUE" and row.ended_at is not None
@@ -85,7 +85,7 @@ def test_callback_to_an_account_in_credit_says_the_credit(
     call, row = answered_callback(app, client, make_account, fake_twilio, balance_cents=-500)
 
     assert call.said() == (
-        f"Your account has a credit of five dollars. There is nothing to pay right now. {GOODBYE}"
+        f"You have a credit of five dollars. Nothing is due. {GOODBYE}"
     )
     assert len(call.root.findall("Hangup")) == 1
     assert row.state == "NOTHING_DUE"
@@ -97,7 +97,7 @@ def test_callback_to_an_account_made_office_only_sends_the_member_to_the_office(
     call, row = answered_callback(app, client, make_account, fake_twilio, status="suspended")
 
     assert call.said() == (
-        f"Payments for this account can't be taken by phone. Please call the office. {GOODBYE}"
+        f"This account can't be paid by phone. Please call the office. {GOODBYE}"
     )
     assert call.root.xpath("./Gather | ./Pay") == []
     assert len(call.root.findall("Hangup")) == 1
@@ -107,8 +107,8 @@ def test_callback_to_an_account_made_office_only_sends_the_member_to_the_office(
 @pytest.mark.parametrize(
     ("changes", "said"),
     [
-        ({"status": "suspended"}, "No podemos aceptar pagos por teléfono para esta cuenta."),
-        ({"balance_cents": 0}, "Su saldo es cero. No tiene nada que pagar por ahora."),
+        ({"status": "suspended"}, "Esta cuenta no se puede pagar por teléfono."),
+        ({"balance_cents": 0}, "Su saldo es cero. No debe nada."),
     ],
 )
 def test_callback_endings_are_said_in_the_members_language(

@@ -59,12 +59,12 @@ def test_answered_call_starts_identified_and_pays_on_channel_callback(
 
     answer(call)
     assert call.said().startswith(
-        f"Hello, this is {ORG} calling about the account ending in 5 0 0 1. "
-        "To pay your balance of one hundred twenty-three dollars and forty-five cents, press 1."
+        f"Hello, this is {ORG}, about the account ending in 5 0 0 1. "
+        "To pay the balance of one hundred twenty-three dollars and forty-five cents, press 1."
     )
     call.press("1")
     call.pay("pm_card_visa")
-    assert "was approved" in call.said()
+    assert "Approved:" in call.said()
 
     with app.app_context():
         (payment,) = db.session.scalars(sa.select(Payment)).all()
@@ -88,7 +88,7 @@ def test_spanish_member_hears_the_spanish_greeting(app, client, make_account, cl
     _, call = requested_callback(app, client, make_account, fake_twilio, language="es")
     answer(call)
     assert call.said().startswith(
-        "Hola, le llamamos de Riverbend Electric Cooperative por la cuenta que termina en 5 0 0 1."
+        "Hola, le llama Riverbend Electric Cooperative por la cuenta que termina en 5 0 0 1."
     )
     assert call.root.xpath("./Gather/Say/@language") == ["es-US"]
 

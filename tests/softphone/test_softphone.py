@@ -492,3 +492,17 @@ def test_text_and_keys_together_are_refused(serve):
     result = CliRunner().invoke(call_command, ["--url", server.base, "--text", "PAY", "--keys", "1"])
     assert result.exit_code == 2 and "--text sends texts instead of placing a call" in result.output
     assert server.requests == []
+
+
+def test_ssml_is_printed_as_the_words_heard_and_pauses_are_kept_apart(serve):
+    server = serve({
+        "/twilio/voice": """<Response><Say language="en-US" voice="Polly.Joanna-Neural">Approved.<break time="300ms"/>
+            Confirmation number <say-as interpret-as="digits">48213375</say-as>. <break time="1s"/>Goodbye.</Say>
+            <Hangup/></Response>""",
+        "/twilio/voice/status": "",
+    })
+    result = call(server, keys="")
+
+    (said,) = result.steps[0].says
+    assert said["text"] == "Approved. Confirmation number 4 8 2 1 3 3 7 5. Goodbye."
+    assert said["pause_ms"] == "1300"

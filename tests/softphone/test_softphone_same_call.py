@@ -34,14 +34,14 @@ def test_past_due_history_and_another_account_by_keys(live_env):
         again = place_call(server, "--from", HAROLD, "--keys", "_ 1 34567001# 3")
 
     assert "Of that, one hundred forty-two dollars and thirty-five cents is past due." in said
-    assert ("To pay the past-due amount of one hundred forty-two dollars and thirty-five cents, press 2. "
-            "To hear your last payments, press 3. To pay a different amount, press 4.") in said
-    assert "We don't have any card payments on record for this account." in said
-    assert "Your payment of one hundred forty-two dollars and thirty-five cents was approved." in said
-    assert "To pay another account, press 2." in said
-    assert "Please enter your account number" in said
-    assert "Your payment of eighty-four dollars and seventeen cents was approved." in said
-    assert "Here is your last payment. On " in again
+    assert ("To pay the past-due one hundred forty-two dollars and thirty-five cents, press 2. "
+            "Recent payments, 3. Another amount, 4.") in said
+    assert "There are no card payments on record." in said
+    assert "Approved: one hundred forty-two dollars and thirty-five cents." in said
+    assert "Another account, 2." in said
+    assert "Enter the account number" in said
+    assert "Approved: eighty-four dollars and seventeen cents." in said
+    assert "Your last payment. On " in again
     assert "one hundred forty-two dollars and thirty-five cents, by phone." in again
     assert "Your balance is two hundred fourteen dollars and fifty-five cents" in again
 
@@ -56,10 +56,10 @@ def test_a_spanish_caller_accepts_the_convenience_fee_by_keys(live_env):
     with LiveServer(env) as server:
         said = place_call(server, "--from", ROSA, "--keys", "_ 1 20010 1 1", "--card", VISA)
 
-    assert ("Hay un cargo por servicio de dos dólares con cincuenta centavos por pagar con tarjeta por teléfono. "
-            "Se le cobrará ciento treinta y tres dólares con cincuenta y seis centavos a su tarjeta") in said
-    assert ("Su pago de ciento treinta y un dólares con seis centavos, más el cargo de dos dólares con cincuenta "
-            "centavos, fue aprobado.") in said
+    assert ("Pagar con tarjeta por teléfono tiene un cargo de dos dólares con cincuenta centavos; se cobrarán "
+            "ciento treinta y tres dólares con cincuenta y seis centavos a su tarjeta") in said
+    assert ("Pago aprobado: ciento treinta y un dólares con seis centavos, más el cargo de dos dólares con "
+            "cincuenta centavos.") in said
     sent = run_ivr("worker", "--once", env=env)
     assert "cargo por servicio de $2.50 ($133.56 en total)" in sent.stdout
     export = run_ivr("payments", "export", env=env)

@@ -40,19 +40,19 @@ def test_a_card_saved_on_one_call_pays_the_next_without_card_entry_and_is_forgot
         # 1: the second account, $100.00 keyed on the keypad; after the confirmation, 1 saves the card.
         transcript, said = place_call(server, "--keys", "_ 2 20011 2 100# 1 _ 1", "--card", VISA)
         assert len([step for step in transcript["steps"] if step["purpose"] == "Pay action"]) == 1
-        assert "one hundred dollars was approved" in said
+        assert "Approved: one hundred dollars." in said
         assert "To save this card for next time, press 1." in said and "Your card is saved." in said
 
         # 2: $50.00 with the card on file: no --card is given, so a <Pay> would have hung up.
         transcript, said = place_call(server, "--keys", "_ 2 20011 2 50# 1 1")
         assert "To pay fifty dollars with your Visa ending in 4 2 4 2, press 1." in said
-        assert "Your payment of fifty dollars was approved." in said
+        assert "Approved: fifty dollars." in said
         assert [step for step in transcript["steps"] if step["purpose"] == "Pay action"] == []
 
         # 3: the rest of the balance is offered with the card; 9 forgets it, 9 ends the call.
         _, said = place_call(server, "--keys", "_ 2 20011 1 9 9")
         assert "To pay sixty-two dollars and fifty cents with your Visa ending in 4 2 4 2" in said
-        assert "Your saved card has been removed, and we won't charge it again." in said
+        assert "Your saved card is removed. We won't charge it again." in said
 
     database_url = live_env["DATABASE_URL"]
     assert rows(database_url, SavedCard) == []

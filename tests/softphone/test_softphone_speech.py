@@ -72,5 +72,5 @@ def test_a_spanish_member_pays_by_voice_against_the_real_server(live_env):  # no
     assert result.returncode == 0, result.stderr
     transcript = json.loads(result.stdout)
     said = " ".join(say["text"] for step in transcript["steps"] for say in step["says"])
-    assert "cincuenta dólares con veinticinco centavos" in said and "fue aprobado" in said
+    assert "Pago aprobado: cincuenta dólares con veinticinco centavos" in said
     assert transcript["steps"][0]["keys"] == ['"español"']  # said, not keyed

@@ -62,20 +62,18 @@ def deliver(app):
 
 
 OFFER = {
-    "en": ("There is a convenience fee of two dollars and fifty cents to pay by card over the phone. Your card "
-           "will be charged one hundred twenty-five dollars and ninety-five cents: one hundred twenty-three dollars "
-           "and forty-five cents for your bill, plus the two dollars and fifty cents fee. To accept the fee and "
-           "enter your card, press 1."),
-    "es": ("Hay un cargo por servicio de dos dólares con cincuenta centavos por pagar con tarjeta por teléfono. Se "
-           "le cobrará ciento veinticinco dólares con noventa y cinco centavos a su tarjeta: ciento veintitrés "
-           "dólares con cuarenta y cinco centavos para su factura, más el cargo de dos dólares con cincuenta "
-           "centavos. Para aceptar el cargo e ingresar su tarjeta, oprima 1."),
+    "en": ("Paying by card by phone has a fee of two dollars and fifty cents, so your card will be charged one "
+           "hundred twenty-five dollars and ninety-five cents: one hundred twenty-three dollars and forty-five cents "
+           "for your bill, plus the fee. To accept and enter your card, press 1."),
+    "es": ("Pagar con tarjeta por teléfono tiene un cargo de dos dólares con cincuenta centavos; se cobrarán ciento "
+           "veinticinco dólares con noventa y cinco centavos a su tarjeta: ciento veintitrés dólares con cuarenta y "
+           "cinco centavos de su factura, más el cargo. Para aceptar y dar su tarjeta, oprima 1."),
 }
 APPROVED = {
-    "en": "Your payment of one hundred twenty-three dollars and forty-five cents, plus the two dollars and fifty "
-          "cents fee, was approved.",
-    "es": "Su pago de ciento veintitrés dólares con cuarenta y cinco centavos, más el cargo de dos dólares con "
-          "cincuenta centavos, fue aprobado.",
+    "en": "Approved: one hundred twenty-three dollars and forty-five cents, plus the fee of two dollars and fifty "
+          "cents.",
+    "es": "Pago aprobado: ciento veintitrés dólares con cuarenta y cinco centavos, más el cargo de dos dólares con "
+          "cincuenta centavos.",
 }
 RECEIPT = {
     "en": "payment of $123.45 received for account ending 5001 on {when}, plus a $2.50 convenience fee "
@@ -92,12 +90,12 @@ def test_the_fee_is_said_accepted_and_charged_once_with_the_payment(app, client,
     identify(call, lang)
     call.press("1")
     assert call.root.xpath("./Pay") == [] and call.said() == OFFER[lang] + {
-        "en": " To go back to the menu, press 2. To end the call, press 9.",
-        "es": " Para volver al menú, oprima 2. Para terminar la llamada, oprima 9."}[lang]
+        "en": " To go back, press 2. To end the call, press 9.",
+        "es": " Para volver, el 2. Para colgar, el 9."}[lang]
     call.press("1")
     assert call.root.xpath("./Pay")
-    assert {"en": "for a total of one hundred twenty-five dollars and ninety-five cents",
-            "es": "en total ciento veinticinco dólares con noventa y cinco centavos"}[lang] in call.said()
+    assert {"en": ": one hundred twenty-five dollars and ninety-five cents in all",
+            "es": ": ciento veinticinco dólares con noventa y cinco centavos en total"}[lang] in call.said()
     pay_url = call.pay_action()
     call.pay("pm_card_visa")
     assert APPROVED[lang] in call.said()
@@ -123,7 +121,7 @@ def test_the_fee_is_said_accepted_and_charged_once_with_the_payment(app, client,
     assert sum(int(r["amount"].replace(".", "")) for r in rows) == charge["amount"]
 
 
-@pytest.mark.parametrize(("key", "ends"), [("2", "To pay the full balance, press 1."), ("9", "Goodbye.")])
+@pytest.mark.parametrize(("key", "ends"), [("2", "To pay in full, press 1."), ("9", "Goodbye.")])
 def test_refusing_the_fee_charges_nothing(app, client, make_account, stripe_api, key, ends):
     make_account()
     call = CallActions(client)
@@ -142,11 +140,11 @@ def test_a_keyed_amount_is_charged_with_the_fee_and_the_balance_drops_by_the_amo
     call.press("2")
     call.press("50*25")
     call.press("1")
-    assert "Your card will be charged fifty-two dollars and seventy-five cents" in call.said()
+    assert "your card will be charged fifty-two dollars and seventy-five cents" in call.said()
     call.press("1")
     call.pay("pm_card_visa_chargeDeclined")  # a decline: the next card still carries the accepted fee
     call.press("1")
-    assert "plus the two dollars and fifty cents fee" in call.said()
+    assert "plus the fee of two dollars and fifty cents" in call.said()
     call.pay("pm_card_visa")
     assert [c["amount"] for c in stripe_api.successful_charges] == [5025 + FEE]
     assert [(p.status, p.amount_cents, p.fee_cents) for p in payments(app)] == [

@@ -60,7 +60,7 @@ def deliver(app):
 
 
 def confirmation_in(said):
-    match = re.search(r"(?:confirmation number is|número de confirmación es) ((?:\d ){7}\d)", said)
+    match = re.search(r"(?:Confirmation number|Número de confirmación:) ((?:\d ){7}\d)", said)
     assert match, said
     return match.group(1).replace(" ", "")
 
@@ -68,12 +68,10 @@ def confirmation_in(said):
 # --- past due ---------------------------------------------------------------------------------
 
 PAST_DUE_OPTION = {
-    "en": "To pay the past-due amount of forty dollars, press 2. To hear your last payments, press 3. "
-          "To pay a different amount, press 4.",
-    "es": "Para pagar la cantidad vencida de cuarenta dólares, oprima 2. Para escuchar sus últimos pagos, "
-          "oprima 3. Para pagar otra cantidad, oprima 4.",
+    "en": "To pay the past-due forty dollars, press 2. Recent payments, 3. Another amount, 4.",
+    "es": "Para pagar lo vencido, cuarenta dólares, oprima 2. Sus pagos recientes, el 3. Otra cantidad, el 4.",
 }
-PAID_FORTY = {"en": "Your payment of forty dollars was approved.", "es": "Su pago de cuarenta dólares fue aprobado."}
+PAID_FORTY = {"en": "Approved: forty dollars.", "es": "Pago aprobado: cuarenta dólares."}
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
@@ -100,8 +98,8 @@ def test_an_account_with_nothing_past_due_keeps_2_for_a_different_amount(client,
     identify(call, lang)
     said = call.said()
     assert {"en": "past-due", "es": "vencid"}[lang] not in said
-    assert {"en": "To pay a different amount, press 2. To hear your last payments, press 3.",
-            "es": "Para pagar otra cantidad, oprima 2. Para escuchar sus últimos pagos, oprima 3."}[lang] in said
+    assert {"en": "Another amount, 2. Recent payments, 3.",
+            "es": "Otra cantidad, el 2. Sus pagos recientes, el 3."}[lang] in said
     call.press("2")
     assert call.root.xpath("./Gather/@finishOnKey") == ["#"]  # the amount is keyed
 
@@ -118,12 +116,12 @@ def paid(app, account_id, when, cents, channel, status="succeeded", **extra):
 
 
 HISTORY = {
-    "en": ("Here are your last three payments. "
+    "en": ("Your last three payments. "
            "On Friday, November twentieth, eighty-four dollars and seventeen cents, by phone. "
            "On Friday, October second, fifty dollars, with an agent. "
            "On Tuesday, September first, one hundred twenty dollars, on a call from us. "
-           "To go back to the menu, press 1."),
-    "es": ("Estos son sus últimos tres pagos. "
+           "For the menu, press 1."),
+    "es": ("Sus últimos tres pagos. "
            "Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de noviembre, por teléfono. "
            "Pagó cincuenta dólares el viernes dos de octubre, con un agente. "
            "Pagó ciento veinte dólares el martes primero de septiembre, en una llamada que le hicimos. "
@@ -151,7 +149,7 @@ def test_3_says_the_last_three_succeeded_payments_in_the_members_local_time(app,
     said = call.said()
     assert said.startswith(HISTORY[lang]), said
     call.silence()  # heard them: the menu again
-    assert {"en": "To pay the full balance, press 1.", "es": "Para pagar el saldo completo, oprima 1."}[lang] in call.said()
+    assert {"en": "To pay in full, press 1.", "es": "Para pagarlo todo, oprima 1."}[lang] in call.said()
     call.press("3")
     call.press("1")
     assert {"en": "Your balance is", "es": "Su saldo es de"}[lang] in call.said()
@@ -159,8 +157,8 @@ def test_3_says_the_last_three_succeeded_payments_in_the_members_local_time(app,
 
 @pytest.mark.parametrize(
     ("lang", "words"),
-    [("en", "We don't have any card payments on record for this account."),
-     ("es", "No tenemos pagos con tarjeta registrados para esta cuenta.")],
+    [("en", "There are no card payments on record."),
+     ("es", "No hay pagos con tarjeta registrados.")],
 )
 def test_an_account_never_paid_by_card_hears_so(client, make_account, lang, words):
     make_account()
@@ -172,8 +170,8 @@ def test_an_account_never_paid_by_card_hears_so(client, make_account, lang, word
 
 # --- another account --------------------------------------------------------------------------
 
-ANOTHER = {"en": "To pay another account, press 2.", "es": "Para pagar otra cuenta, oprima 2."}
-OFFER_5002 = {"en": "We found the account ending in 5 0 0 2", "es": "Encontramos la cuenta que termina en 5 0 0 2"}
+ANOTHER = {"en": "Another account, 2.", "es": "Otra cuenta, el 2."}
+OFFER_5002 = {"en": "For the account ending in 5 0 0 2", "es": "Para la cuenta que termina en 5 0 0 2"}
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
@@ -191,7 +189,7 @@ def test_after_paying_one_account_the_caller_pays_another_verified_afresh(app, c
     assert OFFER_5002[lang] in call.said() and "5 0 0 1" not in call.said()
     call.press("1")
     call.press("99999")  # the second account asks for its own second factor: a wrong one does not pass
-    assert {"en": "didn't match", "es": "no coincide"}[lang] in call.said()
+    assert {"en": "didn't match our records", "es": "no coincide con nuestros registros"}[lang] in call.said()
     with app.app_context():
         (failure,) = db.session.scalars(sa.select(VerificationFailure)).all()
         assert failure.account_id == account(app, "12345002").id
@@ -239,7 +237,7 @@ def test_a_locked_second_account_is_refused_although_the_first_was_verified(app,
     call.press("2")
     call.press("1")
     call.press(ZIP)  # the right ZIP: still locked, and said like any miss
-    assert "didn't match our records" in call.said()
+    assert "that didn't match our records" in call.said()
     assert "Your balance" not in call.said()
     assert [number for number, _, _ in succeeded(app)] == ["12345001"]
 
@@ -255,13 +253,13 @@ def test_an_anonymous_caller_keys_the_next_account_number(app, client, make_acco
     call.press("1")
     call.pay("pm_card_visa")
     call.press("2")
-    assert "enter your account number" in call.said()
+    assert "Enter the account number" in call.said()
     call.press("55555001")
     call.press("0199")
     assert "fifteen dollars" in call.said()
     call.press("1")
     call.pay("pm_card_visa")
-    assert "Your payment of fifteen dollars was approved." in call.said()
+    assert "Approved: fifteen dollars." in call.said()
     assert [c["amount"] for c in stripe_api.successful_charges] == [8417, 1500]
 
 

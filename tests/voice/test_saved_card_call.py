@@ -23,36 +23,34 @@ pytestmark = pytest.mark.usefixtures("stripe_api")
 
 WORDS = {
     "en": {
-        "offer": "Would you like to pay faster next time? We can keep this card on file, so you won't need to enter "
-                 "it again. To save this card for next time, press 1. To finish without saving it, press 2.",
-        "saved": "Your card is saved. Next time you call, you can pay with it without entering the number.",
+        "offer": "We can keep this card on file, so next time you won't need to enter it. To save this card for "
+                 "next time, press 1. To finish without saving it, press 2.",
+        "saved": "Your card is saved. Next time, you can pay with it without entering the number.",
         "choice": "To pay one hundred twenty-three dollars and forty-five cents with your {card} ending in {last4}, "
-                  "press 1. To use another card, press 2. To forget this card, press 9.",
+                  "press 1. For another card, press 2. To remove this card from file, press 9.",
         "visa": "Visa",
-        "approved": "Your payment of one hundred twenty-three dollars and forty-five cents was approved.",
+        "approved": "Approved: one hundred twenty-three dollars and forty-five cents.",
         "declined": "Sorry, your Visa ending in {last4} was declined. Nothing was charged.",
-        "bank": "Sorry, your bank wants to confirm this payment with you directly, and that can't be done on a "
-                "phone call. Your Visa ending in 3 1 5 5 was not charged.",
-        "keypad": "To pay one hundred twenty-three dollars and forty-five cents by entering a card on your phone's "
-                  "keypad, press 1.",
-        "forgotten": "Your saved card has been removed, and we won't charge it again.",
+        "bank": "Sorry, your bank wants to confirm this payment with you directly, which can't be done on a "
+                "call. Your Visa ending in 3 1 5 5 was not charged.",
+        "keypad": "To pay one hundred twenty-three dollars and forty-five cents with a card on your keypad, press 1.",
+        "forgotten": "Your saved card is removed. We won't charge it again.",
         "goodbye": "Goodbye.",
     },
     "es": {
-        "offer": "¿Quiere pagar más rápido la próxima vez? Podemos guardar esta tarjeta para que no tenga que "
-                 "marcarla de nuevo. Para guardar esta tarjeta para la próxima vez, oprima 1. Para terminar sin "
-                 "guardarla, oprima 2.",
-        "saved": "Guardamos su tarjeta. La próxima vez que llame, podrá pagar con ella sin marcar el número.",
+        "offer": "Podemos guardar esta tarjeta para que la próxima vez no tenga que marcarla. Para guardar esta "
+                 "tarjeta para la próxima vez, oprima 1. Para terminar sin guardarla, oprima 2.",
+        "saved": "Guardamos su tarjeta. La próxima vez podrá pagar con ella sin marcar el número.",
         "choice": "Para pagar ciento veintitrés dólares con cuarenta y cinco centavos con su {card} que termina en "
-                  "{last4}, oprima 1. Para usar otra tarjeta, oprima 2. Para borrar esta tarjeta, oprima 9.",
+                  "{last4}, oprima 1. Para usar otra tarjeta, el 2. Para borrar esta tarjeta, el 9.",
         "visa": "tarjeta Visa",
-        "approved": "Su pago de ciento veintitrés dólares con cuarenta y cinco centavos fue aprobado.",
-        "declined": "Lo sentimos, su tarjeta Visa que termina en {last4} fue rechazada. No se hizo ningún cargo.",
-        "bank": "Lo sentimos, su banco quiere confirmar este pago directamente con usted, y eso no se puede hacer "
-                "en una llamada. No se hizo ningún cargo a su tarjeta Visa que termina en 3 1 5 5.",
+        "approved": "Pago aprobado: ciento veintitrés dólares con cuarenta y cinco centavos.",
+        "declined": "Perdón, su tarjeta Visa que termina en {last4} fue rechazada. No se cobró nada.",
+        "bank": "Perdón, su banco quiere confirmar este pago directamente con usted, y eso no se puede hacer "
+                "en una llamada. No se cobró nada a su tarjeta Visa que termina en 3 1 5 5.",
         "keypad": "Para pagar ciento veintitrés dólares con cuarenta y cinco centavos marcando una tarjeta en el "
-                  "teclado de su teléfono, oprima 1.",
-        "forgotten": "Borramos su tarjeta guardada y no volveremos a cobrarle con ella.",
+                  "teclado, oprima 1.",
+        "forgotten": "Borramos su tarjeta guardada; no volveremos a cobrarle con ella.",
         "goodbye": "Adiós.",
     },
 }
@@ -175,7 +173,7 @@ def test_a_wrong_key_is_explained_and_saves_nothing(app, client, make_account):
 
     call.press("5")
 
-    assert call.said().startswith("Sorry, that isn't one of the choices. Would you like to pay faster next time?")
+    assert call.said().startswith("Sorry, that isn't a choice. We can keep this card on file")
     assert saved_cards(app) == []
 
 
@@ -196,7 +194,7 @@ def test_a_keyed_card_replaces_the_card_on_file_only_when_the_member_agrees(app,
     call.press("2")  # another card
     call.pay("pm_card_mastercard")
     call.silence()
-    assert "instead of your Visa ending in 0 3 4 1? To save this card for next time, press 1." in call.said()
+    assert "instead of your Visa ending in 0 3 4 1. To save this card for next time, press 1." in call.said()
 
     call.press("1")
 
@@ -247,7 +245,7 @@ def test_another_amount_also_hears_the_card_on_file_with_that_amount(app, client
 
     assert call.said().startswith("To pay fifty dollars and twenty-five cents with your Visa ending in 4 2 4 2")
     call.press("1")
-    assert "Your payment of fifty dollars and twenty-five cents was approved." in call.said()
+    assert "Approved: fifty dollars and twenty-five cents." in call.said()
     assert intent_form(stripe_api)["amount"] == "5025"
 
 
@@ -371,7 +369,7 @@ def test_a_1_delivered_again_while_the_first_is_at_stripe_waits_and_charges_once
     first.join(20)
     second.join(20)
 
-    assert "was approved" in answers["first"] and answers["first"] == answers["second"]
+    assert "Approved:" in answers["first"] and answers["first"] == answers["second"]
     assert len(stripe_api.successful_charges) == 1
     assert len({r.headers["Idempotency-Key"] for r in stripe_api.requests}) == 1
     assert len(payments(app)) == 1 and len(receipts(app)) == 1 and len(posted(app)) == 1
@@ -499,13 +497,13 @@ def test_an_accepted_convenience_fee_is_charged_to_the_card_on_file_with_the_amo
     keep_card(app)
     call = at_summary(client, "en")
     call.press("1")
-    assert "convenience fee of two dollars and fifty cents" in call.said()
+    assert "a fee of two dollars and fifty cents" in call.said()
     call.press("1")  # accept the fee
 
     assert call.said().startswith("To pay one hundred twenty-five dollars and ninety-five cents with your Visa")
     call.press("1")
 
-    assert "plus the two dollars and fifty cents fee, was approved." in call.said()
+    assert "plus the fee of two dollars and fifty cents. Confirmation number" in call.said()
     assert intent_form(stripe_api)["amount"] == "12595"
     (payment,) = payments(app)
     assert (payment.amount_cents, payment.fee_cents) == (12345, 250) and balance(app) == 0

@@ -11,8 +11,8 @@ from ivr.voice import identity
 
 pytestmark = pytest.mark.usefixtures("stripe_api")
 
-ASK_ZIP = {"en": "enter the five-digit ZIP code of the service address",
-           "es": "marque el código postal de cinco dígitos de la dirección de servicio"}
+ASK_ZIP = {"en": "enter the ZIP code of the service address",
+           "es": "marque el código postal del servicio"}
 ASK_ACCOUNT = {"en": "enter the full account number from your bill", "es": "marque el número de cuenta completo"}
 MISS = {"en": "Sorry, that didn't match our records. Let's try again.",
         "es": "Lo sentimos, eso no coincide con nuestros registros. Intentemos de nuevo."}

@@ -81,7 +81,7 @@ def test_a_misheard_choice_is_read_back_and_a_no_asks_again(app, client, make_ac
     assert call.said() == "I heard option 1. " + READ_BACK["en"]
     assert gather(call).get("numDigits") == "1" and not call.root.xpath("./Pay")
     call.say("no")
-    assert "To pay the full balance, press 1" in call.said()  # the menu again, nothing chosen
+    assert "To pay in full, press 1" in call.said()  # the menu again, nothing chosen
     call.say("pay", confidence=LOW)
     call.press("1")  # yes, on the keypad
     assert call.root.xpath("./Pay")
@@ -99,7 +99,7 @@ def test_an_account_number_heard_with_doubt_is_read_back_before_it_is_used(clien
     call.say(number, confidence=LOW)
     assert call.said() == f"{heard} {READ_BACK[lang]}"
     call.say({"en": "yes", "es": "sí"}[lang])
-    assert {"en": "last four digits of the phone", "es": "últimos cuatro dígitos"}[lang] in call.said()
+    assert {"en": "last 4 digits of the phone", "es": "últimos 4 dígitos"}[lang] in call.said()
     call.say({"en": "oh one four three", "es": "cero uno cuatro tres"}[lang])
     assert {"en": "Your balance is", "es": "Su saldo es"}[lang] in call.said()
 

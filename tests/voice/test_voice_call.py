@@ -37,7 +37,7 @@ def receipts(app):
 
 
 def confirmation_in(said):
-    match = re.search(r"confirmation number is ((?:\d ){7}\d)", said)
+    match = re.search(r"Confirmation number ((?:\d ){7}\d)", said)
     assert match, said
     return match.group(1).replace(" ", "")
 
@@ -46,12 +46,12 @@ def test_whole_call_pays_full_balance_and_queues_one_receipt(app, client, make_a
     make_account()
     call = CallActions(client)
     call.start()
-    assert "Thank you for calling Riverbend Electric Cooperative pay by phone." in call.said()
+    assert "Thanks for calling Riverbend Electric Cooperative." in call.said()
     assert call.root.xpath("./Gather/Say[2]/@language") == ["es-US"]  # the Spanish option, in Spanish
     identify_by_caller_id(call)
     said = call.said()
     assert "one hundred twenty-three dollars and forty-five cents, due Saturday, December fifth" in said
-    assert "To pay the full balance, press 1" in said
+    assert "To pay in full, press 1" in said
 
     call.press("1")
     pay = call.root.xpath("./Pay")[0]
@@ -64,7 +64,7 @@ def test_whole_call_pays_full_balance_and_queues_one_receipt(app, client, make_a
 
     call.pay("pm_card_visa")
     said = call.said()
-    assert "Your payment of one hundred twenty-three dollars and forty-five cents was approved." in said
+    assert "Approved: one hundred twenty-three dollars and forty-five cents." in said
     confirmation = confirmation_in(said)
 
     assert len(stripe_api.successful_charges) == 1
@@ -98,16 +98,16 @@ def test_partial_amount_keyed_with_star_is_read_back_and_charged(app, client, ma
     call = CallActions(client, from_="anonymous")
     call.start()
     call.silence()
-    assert "enter your account number" in call.said()
+    assert "Enter the account number" in call.said()
     call.press("12345001")
     call.press("0199")
     call.press("2")
-    assert "from one dollar up to one hundred twenty-three dollars and forty-five cents" in call.said()
+    assert "You can pay one dollar to one hundred twenty-three dollars and forty-five cents" in call.said()
     call.press("50*25")
     assert "You entered fifty dollars and twenty-five cents." in call.said()
     call.press("1")
     call.pay("pm_card_mastercard")
-    assert "Your payment of fifty dollars and twenty-five cents was approved." in call.said()
+    assert "Approved: fifty dollars and twenty-five cents." in call.said()
     assert stripe_api.successful_charges[0]["amount"] == 5025
     assert account(app).balance_cents == 12345 - 5025
 
@@ -119,8 +119,7 @@ def test_partial_amount_keyed_with_star_is_read_back_and_charged(app, client, ma
     assert "Your balance is seventy-three dollars and twenty cents" in second.said()
 
 
-OUT_OF_RANGE = ("The amount must be at least one dollar and no more than one hundred twenty-three dollars "
-                "and forty-five cents.")
+OUT_OF_RANGE = "The amount must be from one dollar to one hundred twenty-three dollars and forty-five cents."
 
 
 @pytest.mark.parametrize(
@@ -157,7 +156,7 @@ def test_unknown_account_and_wrong_last_four_get_exactly_the_same_words(client, 
     wrong.press("12345001")
     wrong.press("9999")
     assert unknown.said() == wrong.said()
-    assert "couldn't match that account number and phone number" in wrong.said()
+    assert "That didn't match our records" in wrong.said()
 
 
 def test_three_failed_identifications_end_politely(client, make_account):
@@ -169,7 +168,7 @@ def test_three_failed_identifications_end_politely(client, make_account):
         call.press("12345001")
         call.press("0000")
     assert call.root.xpath("./Hangup")
-    assert "couldn't match" in call.said() and "Goodbye" in call.said()
+    assert "didn't match our records" in call.said() and "Goodbye" in call.said()
 
 
 def test_lockout_after_five_failures_in_fifteen_minutes_applies_to_every_caller(app, client, make_account, monkeypatch):
@@ -187,7 +186,7 @@ def test_lockout_after_five_failures_in_fifteen_minutes_applies_to_every_caller(
         call.press("1111")
     honest = CallActions(client)  # the member, from the phone on file, with the right digits
     identify_by_caller_id(honest)
-    assert "didn't match our records" in honest.said()
+    assert "that didn't match our records" in honest.said()
     assert "Your balance" not in honest.said()
 
     later = utcnow() + timedelta(minutes=76)
@@ -208,7 +207,7 @@ def test_decline_then_success_charges_once_and_sends_one_receipt(app, client, ma
     call.press("1")
     assert call.root.xpath("./Pay")
     call.pay("pm_card_visa")
-    assert "was approved" in call.said()
+    assert "Approved:" in call.said()
     statuses = sorted(p.status for p in payments(app))
     assert statuses == ["declined", "succeeded"]
     assert len(stripe_api.successful_charges) == 1
@@ -230,7 +229,7 @@ def test_decline_reasons_are_said_in_plain_words(client, make_account):
         assert words in call.said()
         call.press("1")
     # three cards tried: a fourth is not offered
-    assert "unable to take a card payment" in call.said()
+    assert "can't take a card payment" in call.said()
     assert call.root.xpath("//Pay") == []
 
 
@@ -267,7 +266,7 @@ def test_star_during_pay_goes_back_to_the_payment_menu(client, make_account, str
     identify_by_caller_id(call)
     call.press("1")
     call.pay(result="caller-interrupted-with-star")
-    assert "To pay the full balance, press 1" in call.said()
+    assert "To pay in full, press 1" in call.said()
     assert stripe_api.intents == []
 
 
@@ -279,12 +278,12 @@ def test_stripe_500_records_no_charge_and_the_caller_can_try_again(app, client, 
     call.press("1")
     call.pay("pm_card_visa")
     said = call.said()
-    assert "can't reach our payment processor" in said and "not charged" in said
+    assert "can't reach the card processor" in said and "not charged" in said
     assert [p.status for p in payments(app)] == ["error"]
     assert account(app).balance_cents == 12345 and receipts(app) == []
     call.press("1")
     call.pay("pm_card_visa")
-    assert "was approved" in call.said()
+    assert "Approved:" in call.said()
     assert sorted(p.status for p in payments(app)) == ["error", "succeeded"]
     assert len(stripe_api.successful_charges) == 1 and len(receipts(app)) == 1
 
@@ -314,7 +313,7 @@ def test_spanish_caller_hears_spanish_everywhere_including_pay_and_receipt(app, 
     call = CallActions(client)
     call.start()
     call.press("2")
-    assert "Encontramos la cuenta que termina en 5 0 0 1" in call.said()
+    assert "Para la cuenta que termina en 5 0 0 1" in call.said()
     assert set(call.root.xpath("//Say/@language")) == {"es-US"}
     call.press("1")
     call.press(ZIP)
@@ -322,9 +321,9 @@ def test_spanish_caller_hears_spanish_everywhere_including_pay_and_receipt(app, 
     assert "el sábado cinco de diciembre" in call.said()
     call.press("1")
     assert call.root.xpath("./Pay/@language") == ["es-MX"]
-    assert "Marque el número de su tarjeta" in " ".join(call.root.xpath("./Pay/Prompt/Say/text()"))
+    assert "Número de tarjeta, y luego numeral." in " ".join(call.root.xpath("./Pay/Prompt/Say/text()"))
     call.pay("pm_card_visa")
-    assert "fue aprobado" in call.said()
+    assert "Pago aprobado" in call.said()
     (receipt,) = receipts(app)
     assert "recibimos su pago de $123.45" in receipt.body
 
@@ -363,8 +362,8 @@ def test_several_accounts_on_one_phone_are_listed_by_last_four(client, make_acco
     call.start()
     call.silence()
     said = call.said()
-    assert "There are two accounts" in said
-    assert "account ending in 5 0 0 1, press one" in said and "5 0 0 2, press two" in said
+    assert "This phone has two accounts" in said
+    assert "one ending in 5 0 0 1, press 1" in said and "5 0 0 2, press 2" in said
     call.press("2")
     call.press(ZIP)
     assert "fifty dollars" in call.said()
@@ -377,8 +376,8 @@ def test_silence_reprompts_twice_then_says_goodbye(client, make_account):
     call.silence()  # the greeting's silence means English
     for _ in range(2):
         call.silence()
-        assert call.said().startswith("Sorry, I didn't hear anything.")
-        assert "enter your account number" in call.said()
+        assert call.said().startswith("I didn't hear a key.")
+        assert "Enter the account number" in call.said()
     call.silence()
     assert "We didn't hear from you" in call.said() and call.root.xpath("./Hangup")
 
@@ -388,8 +387,8 @@ def test_invalid_key_is_explained_and_star_repeats(client, make_account):
     call = CallActions(client)
     identify_by_caller_id(call)
     call.press("7")
-    assert call.said().startswith("Sorry, that isn't one of the choices.")
-    assert "To pay the full balance" in call.said()
+    assert call.said().startswith("Sorry, that isn't a choice.")
+    assert "To pay in full" in call.said()
     call.press("*")
     assert call.said().startswith("Your balance is")
 
@@ -421,7 +420,7 @@ def test_zero_without_an_agent_is_an_invalid_key(client, make_account):
     call = CallActions(client)
     identify_by_caller_id(call)
     call.press("0")
-    assert call.said().startswith("Sorry, that isn't one of the choices.")
+    assert call.said().startswith("Sorry, that isn't a choice.")
 
 
 def test_every_url_given_to_twilio_is_absolute_under_the_public_base(client, make_account):
