@@ -93,6 +93,7 @@ class _Overlay:
         self.min_payment_cents = ctx.min_payment_cents
         self.max_payment_cents = ctx.max_payment_cents
         self.convenience_fee_cents = ctx.convenience_fee_cents
+        self.longer_key_waits = ctx.longer_key_waits
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -154,7 +155,8 @@ def _enter(state: State, ctx: CallContext, updates: dict[str, Any], said: tuple[
 
 def _paced(turn: Turn, ctx: CallContext) -> Turn:
     """``turn`` with a longer wait for keys once the caller has timed out on a question in this call."""
-    if not isinstance(turn.expect, Keys) or not {**ctx.data, **turn.updates}.get("more_time"):
+    longer = ctx.longer_key_waits or {**ctx.data, **turn.updates}.get("more_time")
+    if not isinstance(turn.expect, Keys) or not longer:
         return turn
     return replace(turn, expect=replace(turn.expect, timeout=turn.expect.timeout * MORE_TIME_FACTOR))
 

@@ -179,6 +179,7 @@ class CallContext(Protocol):
     min_payment_cents: int
     max_payment_cents: int | None
     convenience_fee_cents: int  # 0: the co-op charges no fee and none is mentioned
+    longer_key_waits: bool  # LONGER_KEY_WAITS: every wait for a key is longer from the first prompt
 
     def caller_accounts(self) -> list[AccountView]:
         """Payable accounts whose phone on file is the caller ID (empty when withheld or odd)."""

@@ -311,6 +311,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         or DEV_STRIPE_WEBHOOK_SECRET,
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "").strip().rstrip("/") or None,
         "STRIPE_MOTO": _flag(env.get("STRIPE_MOTO")),
+        # A line many callers reach through a relay service: every wait for a key is longer from the start.
+        "LONGER_KEY_WAITS": _flag(env.get("LONGER_KEY_WAITS")),
         "PAYMENT_GATEWAY": gateway,
         "SMS_SENDER": sms_sender,
         "AGENT_TRANSFER_NUMBER": env.get("AGENT_TRANSFER_NUMBER", "").strip() or None,

@@ -45,6 +45,7 @@ class DbCallContext:
         self.min_payment_cents = int(cfg["MIN_PAYMENT_CENTS"])
         self.max_payment_cents = cfg["MAX_PAYMENT_CENTS"]
         self.convenience_fee_cents = int(cfg.get("CONVENIENCE_FEE_CENTS") or 0)
+        self.longer_key_waits = bool(cfg.get("LONGER_KEY_WAITS"))
 
     def caller_accounts(self) -> list[AccountView]:
         caller = to_e164(self.call.from_number)

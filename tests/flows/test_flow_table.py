@@ -145,6 +145,7 @@ class FakeContext:
         self.min_payment_cents = 100
         self.max_payment_cents = None
         self.convenience_fee_cents = fee
+        self.longer_key_waits = False
         self._accounts = list(accounts)
         self._correct = correct
         self._paid = list(paid)

@@ -24,6 +24,7 @@ class Context:
         self.min_payment_cents = 100
         self.max_payment_cents = None
         self.convenience_fee_cents = fee
+        self.longer_key_waits = False
         self.accounts = {a.account_number: a for a in accounts}
         self.on_phone = on_phone
         self.paid = list(paid)

@@ -137,9 +137,25 @@ def test_after_one_silence_every_wait_for_a_key_is_longer_for_the_rest_of_the_ca
     call.silence()
     (after_silence,) = call.root.xpath("./Gather/@timeout")
     assert int(after_silence) > int(first_wait)
-    call.press("0143")  # the last four: on to the balance
+    call.press("20005")  # the service ZIP code: on to the balance
+    assert _state(app, call) == State.SUMMARY.value
     (summary_wait,) = call.root.xpath("./Gather/@timeout")
     assert int(summary_wait) > FLOW[State.SUMMARY].expect.timeout
+
+
+@pytest.mark.parametrize("setting", ["1", ""])
+def test_longer_key_waits_give_every_call_more_time_from_its_first_prompt(app_config, request, setting):
+    """LONGER_KEY_WAITS (a line for relay-service callers): no time-out needed to get the longer wait."""
+    from ivr.config import load_config
+
+    app_config["LONGER_KEY_WAITS"] = load_config({"LONGER_KEY_WAITS": setting})["LONGER_KEY_WAITS"]
+    app, client = request.getfixturevalue("app"), request.getfixturevalue("client")
+    request.getfixturevalue("make_account")()
+    call = _call_in(app, client, State.OFFER_CALLER_ID, "en", {"candidate": "12345001"}, False)
+    _answer(call, "1")
+    (first_wait,) = call.root.xpath("./Gather/@timeout")
+    normal = FLOW[State.ENTER_ZIP].expect.timeout
+    assert int(first_wait) == (normal * 2 if setting else normal)
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
