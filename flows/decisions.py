@@ -375,8 +375,14 @@ def how_keys_work(ctx: CallContext) -> tuple[Prompt, ...]:
 
 
 def offer_caller_id(ctx: CallContext) -> tuple[Prompt, ...]:
-    """Offer the one account linked to the caller ID by its last four digits."""
-    return (Prompt("offer_caller_id", {"last4": Digits(str(ctx.data.get("candidate", ""))[-4:])}),)
+    """Offer the one account linked to the caller ID, without its digits.
+
+    Its last four would tell a spoofed caller ID half of what the full-account second factor asks;
+    only a caller paying another account on this call hears them, to tell the two apart.
+    """
+    if ctx.data.get("paid_accounts"):
+        return (Prompt("offer_caller_id_other", {"last4": Digits(str(ctx.data.get("candidate", ""))[-4:])}),)
+    return (Prompt("offer_caller_id"),)
 
 
 def list_accounts(ctx: CallContext) -> tuple[Prompt, ...]:
