@@ -14,6 +14,7 @@ from .steps import (
     Decision,
     Entry,
     Keys,
+    LaterDesk,
     PaidView,
     Pay,
     Prompt,
@@ -91,6 +92,10 @@ class _Overlay:
 
     def verify(self, account_number: str, last4: str) -> bool:
         return self._ctx.verify(account_number, last4)
+
+    @property
+    def later(self) -> LaterDesk:
+        return self._ctx.later
 
     def recent_payments(self, limit: int) -> list[PaidView]:
         return self._ctx.recent_payments(limit)

@@ -84,18 +84,22 @@ MENU_PAST_DUE = {
            "To pay the full balance, press 1. "
            "To pay the past-due amount of one hundred forty-two dollars and thirty-five cents, press 2. "
            "To hear your last payments, press 3. To pay a different amount, press 4. "
-           "To hear this again, press star."),
+           "To pay later or set up autopay, press 5. To hear this again, press star."),
     "es": ("De esa cantidad, ciento cuarenta y dos dólares con treinta y cinco centavos están vencidos. "
            "Para pagar el saldo completo, oprima 1. "
            "Para pagar la cantidad vencida de ciento cuarenta y dos dólares con treinta y cinco centavos, oprima 2. "
            "Para escuchar sus últimos pagos, oprima 3. Para pagar otra cantidad, oprima 4. "
+           "Para pagar más tarde o inscribirse en el pago automático, oprima 5. "
            "Para escuchar esto de nuevo, oprima asterisco."),
 }
 MENU_NOTHING_PAST_DUE = {
     "en": ("To pay the full balance, press 1. To pay a different amount, press 2. "
-           "To hear your last payments, press 3. To hear this again, press star."),
+           "To hear your last payments, press 3. To pay later or set up autopay, press 5. "
+           "To hear this again, press star."),
     "es": ("Para pagar el saldo completo, oprima 1. Para pagar otra cantidad, oprima 2. "
-           "Para escuchar sus últimos pagos, oprima 3. Para escuchar esto de nuevo, oprima asterisco."),
+           "Para escuchar sus últimos pagos, oprima 3. "
+           "Para pagar más tarde o inscribirse en el pago automático, oprima 5. "
+           "Para escuchar esto de nuevo, oprima asterisco."),
 }
 
 
@@ -176,11 +180,17 @@ def test_3_says_the_last_three_payments_with_day_amount_and_how(lang):
     [
         ((), "en", "We don't have any card payments on record for this account."),
         ((), "es", "No tenemos pagos con tarjeta registrados para esta cuenta."),
-        ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "en",
+        ((PaidView(date(2026, 11, 20), 8417, "kiosk"),), "en",
          "Here is your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by card."),
-        ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "es",
+        ((PaidView(date(2026, 11, 20), 8417, "kiosk"),), "es",
          ("Este es su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
           "noviembre, con tarjeta.")),
+        ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "en",
+         ("Here is your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, "
+          "a payment you scheduled.")),
+        ((PaidView(date(2026, 11, 20), 8417, "autopay"),), "es",
+         ("Este es su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
+          "noviembre, con el pago automático.")),
         ((PaidView(date(2026, 11, 20), 8417, "sms"),), "en",
          "Here is your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by text."),
         ((PaidView(date(2026, 11, 20), 8417, "sms"),), "es",
