@@ -102,22 +102,54 @@ def run_pass(now: datetime | None = None, *, limit: int = BATCH) -> LaterReport:
     return report
 
 
+def run_until_done(now: datetime | None = None, *, limit: int = BATCH) -> LaterReport:
+    """Passes until nothing more is due at ``now`` (``ivr worker --once``, a day's backlog); the totals.
+
+    Each pass claims and commits one batch, so a day of 100,000 charges is never in memory at once.
+    It ends: a row charged, failed or skipped is done, and one Stripe could not take waits its retry time.
+    """
+    now = now or clock.now()
+    total = LaterReport()
+    while True:
+        report = run_pass(now, limit=limit)
+        for name in ("noticed", "paid", "failed", "retried", "skipped"):
+            setattr(total, name, getattr(total, name) + getattr(report, name))
+        db.session.expunge_all()  # the pass committed: its rows are not needed again
+        if not report.more_due:
+            return total
+
+
 # --- autopay's notices ------------------------------------------------------------------------------
 
 
-def queue_autopay_notices(now: datetime) -> int:
+NOTICE_BATCH = 500  # enrolments read at a time: a co-op's whole autopay list is never in memory at once
+
+
+def queue_autopay_notices(now: datetime, *, batch: int = NOTICE_BATCH) -> int:
     """Take on each enrolled account's bill two days before its due date: its row and its notice, once.
 
     A bill is an account and a due date (a new due date from the accounts import is a new bill);
     the row's unique (account, due date) makes re-imports and a second worker find it taken. A bill
     that reaches us later than that is not charged: the member is told to pay it another way.
+    Enrolments are read ``batch`` at a time in account order, each batch committed.
     """
+    queued, after = 0, 0
+    while True:
+        done, after, full = _notice_batch(now, after, batch)
+        queued += done
+        if not full:
+            return queued
+
+
+def _notice_batch(now: datetime, after: int, limit: int) -> tuple[int, int, bool]:
+    """One batch of ``queue_autopay_notices``: accounts numbered above ``after``; returns (queued, last id, full)."""
     today = rules.local_day(now)
     taken = sa.exists().where(AutopayBill.account_id == Account.id, AutopayBill.due_date == Account.due_date)
     candidates = db.session.execute(
         sa.select(AutopayEnrollment, Account)
         .join(Account, Account.id == AutopayEnrollment.account_id)
         .where(
+            Account.id > after,
             AutopayEnrollment.active.is_(True),
             Account.status == "active",
             Account.balance_cents >= int(current_app.config["MIN_PAYMENT_CENTS"]),
@@ -125,9 +157,11 @@ def queue_autopay_notices(now: datetime) -> int:
             ~taken,
         )
         .order_by(Account.id)
+        .limit(limit)
     ).all()
     queued = 0
     for enrollment, account in candidates:
+        after = account.id
         due = account.due_date
         assert due is not None
         if due < rules.first_autopay_due(enrollment.enrolled_at):
@@ -161,7 +195,7 @@ def queue_autopay_notices(now: datetime) -> int:
                     "noticed" if bill.status == NOTICED else f"{bill.status} ({bill.failure_code})")
         queued += 1
     db.session.commit()
-    return queued
+    return queued, after, len(candidates) == limit
 
 
 # --- charging ---------------------------------------------------------------------------------------

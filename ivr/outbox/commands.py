@@ -32,6 +32,12 @@ def worker_command(once: bool, poll: float) -> None:
         finally:
             db.session.remove()
 
+    def later_backlog() -> later.LaterReport:
+        try:
+            return later.run_until_done()
+        finally:
+            db.session.remove()
+
     def texts_pass() -> engine.Report:
         try:
             return engine.run_once(db.session, sms)
@@ -40,7 +46,7 @@ def worker_command(once: bool, poll: float) -> None:
 
     if once:
         # Charges first: their receipts and notices then leave in this same run.
-        charged = later_pass()
+        charged = later_backlog()  # everything due now, batch after batch, not only the first batch
         if charged.total:  # a day with nothing due later says nothing about it
             click.echo(later.summary(charged))
         click.echo(sent_summary(texts_pass(), *TEXTS))

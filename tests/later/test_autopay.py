@@ -282,3 +282,19 @@ def test_two_workers_at_once_queue_one_notice_and_make_one_charge(app, stripe_ap
     assert sum(r.paid for r in together(CHARGE_AT)) == 1
     assert len(texts(app, "autopay_notice")) == 1
     assert len(stripe_api.requests) == 1 and len(payments(app)) == 1
+
+
+def test_notices_are_taken_batch_by_batch_each_bill_once(app, stripe_api, make_account):
+    members = [make_account(account_number=f"1234510{n}", balance_cents=5000 + n, due_date=DUE) for n in range(5)]
+    for member in members:
+        save_card(app, member)
+        enrol(app, member)
+
+    with app.app_context():
+        assert worker.queue_autopay_notices(NOTICE_AT, batch=2) == 5  # three batches: 2, 2 and 1
+        assert worker.queue_autopay_notices(NOTICE_AT, batch=2) == 0
+        db.session.remove()
+
+    assert sorted((bill.account_id, bill.amount_cents) for bill in bills(app)) == [
+        (member, 5000 + n) for n, member in enumerate(members)]
+    assert len(texts(app, "autopay_notice")) == 5

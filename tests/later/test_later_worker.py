@@ -352,3 +352,18 @@ def test_an_unfinished_attempt_whose_card_on_file_changed_is_not_sent_again(app,
     assert len([r for r in stripe_api.requests if "payment_intents" in r.url]) == 1
     assert [(r.status, r.failure_code) for r in scheduled(app)] == [("failed", "outcome_unknown")]
     assert texts(app, "scheduled_failed") == []
+
+
+def test_once_charges_a_backlog_larger_than_a_batch_each_payment_once(app, stripe_api, saved_card):
+    ids = [schedule(app, saved_card, amount=1000, key=f"CA1:{n}") for n in range(5)]
+
+    with app.app_context():
+        report = worker.run_until_done(CHARGE_AT, limit=2)  # what `ivr worker --once` runs, two rows a batch
+        db.session.remove()
+
+    assert (report.paid, report.failed) == (5, 0)
+    keys = sorted(request.headers["Idempotency-Key"] for request in stripe_api.requests)
+    assert keys == sorted(f"scheduled:{row_id}" for row_id in ids)
+    assert [row.status for row in scheduled(app)] == ["paid"] * 5
+    assert balance(app, saved_card) == 12345 - 5000
+    assert run(app, CHARGE_AT + timedelta(hours=1)).total == 0
