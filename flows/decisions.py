@@ -3,8 +3,9 @@
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
-from .steps import AccountView, CallContext, Day, Decision, Digits, Money, Prompt, Word
+from .steps import AccountView, CallContext, CardOnFile, Day, Decision, Digits, Money, Prompt, ScheduledView, Word
 
 MAX_LISTED_ACCOUNTS = 8  # keys 1-8; 9 is "enter another account number"
 PAY_ATTEMPT_LIMIT = 3  # cards a caller may try in one call
@@ -194,6 +195,7 @@ SUMMARY_MENU: tuple[MenuOption, ...] = (
     MenuOption("other", "2", "menu_other_amount", offered=_without_past_due),
     MenuOption("history", "3", "menu_history"),
     MenuOption("other", "4", "menu_other_amount", offered=offers_past_due),
+    MenuOption("later", "5", "menu_later"),  # scheduled payments and autopay
 )
 
 
@@ -203,7 +205,7 @@ def summary_menu(ctx: CallContext) -> list[MenuOption]:
 
 
 # What a caller may say for each summary option (flows/speech.py INTENT_WORDS).
-_SUMMARY_INTENTS = {"full": ("pay", "balance"), "past_due": ("past_due",), "other": ("other",), "history": ("history",)}
+_SUMMARY_INTENTS = {"full": ("pay", "balance"), "past_due": ("past_due",), "other": ("other",), "history": ("history",), "later": ("later",)}
 
 
 def summary_words(ctx: CallContext) -> dict[str, str]:
@@ -230,7 +232,8 @@ def choose_from_summary(digits: str, ctx: CallContext) -> Decision:
 # --- payment history -------------------------------------------------------------------------
 
 # How each channel's payment is said; a channel without words of its own is "by card".
-_PAID_BY = {"ivr": "paid_by_phone", "agent": "paid_with_agent", "callback": "paid_on_our_call", "sms": "paid_by_text"}
+_PAID_BY = {"ivr": "paid_by_phone", "agent": "paid_with_agent", "callback": "paid_on_our_call", "sms": "paid_by_text",
+            "scheduled": "paid_scheduled", "autopay": "paid_autopay"}
 
 
 def payment_history(ctx: CallContext) -> tuple[Prompt, ...]:
@@ -509,15 +512,17 @@ def payment_approved(ctx: CallContext) -> tuple[Prompt, ...]:
     if fee:
         params["fee"] = Money(fee)
     said = (Prompt("payment_approved_fee" if fee else "payment_approved", params), Prompt("receipt_coming"))
-    return said + approval_options(ctx)
+    # "1 to hear it again" waits for the re-prompt: the caller was told early that * repeats.
+    return said + _another_account_option(ctx)
+
+
+def _another_account_option(ctx: CallContext) -> tuple[Prompt, ...]:
+    return (Prompt("another_account_option"),) if offers_another_account(ctx) else ()
 
 
 def approval_options(ctx: CallContext) -> tuple[Prompt, ...]:
     """Hear the confirmation number again; pay another account when offered (the approval's re-prompt)."""
-    said = [Prompt("hear_again")]
-    if offers_another_account(ctx):
-        said.append(Prompt("another_account_option"))
-    return tuple(said)
+    return (Prompt("hear_again"),) + _another_account_option(ctx)
 
 
 def transfer_confirm(ctx: CallContext) -> tuple[Prompt, ...]:
@@ -628,3 +633,306 @@ def save_card_offer(ctx: CallContext) -> tuple[Prompt, ...]:
         return (Prompt("save_card_offer"),)
     return (Prompt("save_card_replace_offer",
                    {"card": brand_word(card.brand), "last4": Digits(str(card.last4 or ""))}),)
+
+
+# --- paying later: scheduled payments and autopay --------------------------------------------
+# Reached with SUMMARY's key 5. Today and the due date are days in the co-op's time zone; a payment
+# may be scheduled from today up to the due date, and cancelled until 24 hours before it is charged.
+
+MAX_LISTED_SCHEDULED = 8  # keys 1-8 pick a scheduled payment; 9 goes back
+
+
+def pay_day_problem(day: date, today: date, due: date | None) -> str | None:
+    """Why ``day`` cannot be a scheduled payment's day (``past``, ``after_due``, ``no_due_date``), else None."""
+    if due is None or due < today:
+        return "no_due_date"
+    if day < today:
+        return "past"
+    if day > due:
+        return "after_due"
+    return None
+
+
+def can_schedule(ctx: CallContext) -> bool:
+    """A payment can be scheduled: the bill has a due date that is today or later."""
+    account = ctx.account()
+    return account is not None and account.due_date is not None and account.due_date >= ctx.later.view().today
+
+
+def _card(card: CardOnFile) -> dict[str, object]:
+    """A card on file's words for a prompt: ``{card}`` its brand, ``{last4}`` digit by digit."""
+    return {"card": brand_word(card.brand), "last4": Digits(str(card.last4 or ""))}
+
+
+def later_menu(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Autopay's state and the scheduled payments, then the options this account has."""
+    view = ctx.later.view()
+    card = ctx.card_on_file()
+    said: list[Prompt] = []
+    if view.autopay:
+        said.append(Prompt("autopay_is_on", _card(card)) if card else Prompt("autopay_is_on_no_card"))
+    if len(view.scheduled) == 1:
+        said.append(Prompt("scheduled_count_one"))
+    elif view.scheduled:
+        said.append(Prompt("scheduled_count", {"count": len(view.scheduled)}))
+    if can_schedule(ctx):
+        said.append(Prompt("later_option_schedule"))
+    else:
+        said.append(Prompt("later_cannot_schedule"))
+    if view.scheduled:
+        said.append(Prompt("later_option_hear_scheduled"))
+    if view.autopay:
+        said.append(Prompt("later_option_stop_autopay"))
+    elif card is not None:
+        said.append(Prompt("later_option_autopay", _card(card)))
+    else:
+        said.append(Prompt("autopay_needs_card"))
+    said.append(Prompt("later_option_back"))
+    return tuple(said)
+
+
+def choose_later(digits: str, ctx: CallContext) -> Decision:
+    """"1" schedules a payment, "2" hears the scheduled ones, "3" turns autopay on or off, "9" goes back."""
+    view = ctx.later.view()
+    if digits == "1" and can_schedule(ctx):
+        return Decision("schedule")
+    if digits == "2" and view.scheduled:
+        return Decision("scheduled")
+    if digits == "3" and view.autopay:
+        return Decision("autopay_off")
+    if digits == "3" and ctx.card_on_file() is not None:
+        return Decision("autopay_on")
+    if digits == "9":
+        return Decision("back")
+    return Decision("invalid")
+
+
+def schedule_amount_menu(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Which amount to schedule: the balance, the past-due amount when there is one, or another."""
+    account = ctx.account()
+    assert account is not None
+    said = [Prompt("schedule_full_option", {"amount": Money(account.balance_cents)})]
+    if offers_past_due(ctx):
+        said.append(Prompt("schedule_past_due_option", {"amount": Money(account.past_due_cents)}))
+    said.append(Prompt("schedule_other_option"))
+    return tuple(said)
+
+
+def choose_schedule_amount(digits: str, ctx: CallContext) -> Decision:
+    """"1" the balance, "2" the past-due amount (when offered), "3" another amount."""
+    account = ctx.account()
+    assert account is not None
+    if digits == "1":
+        return Decision("set", {"amount_cents": account.balance_cents})
+    if digits == "2" and offers_past_due(ctx):
+        return Decision("set", {"amount_cents": account.past_due_cents})
+    if digits == "3":
+        return Decision("other")
+    return Decision("invalid")
+
+
+def _pay_on(ctx: CallContext) -> date:
+    return date.fromisoformat(str(ctx.data.get("pay_on")))
+
+
+def schedule_date_prompt(ctx: CallContext) -> tuple[Prompt, ...]:
+    """How to key the day, with the due date (the latest day) as the example."""
+    account = ctx.account()
+    assert account is not None and account.due_date is not None
+    due = account.due_date
+    return (Prompt("schedule_date", {"due": Day(due), "example": Digits(f"{due.month:02d}{due.day:02d}")}),)
+
+
+def parse_pay_date(digits: str, ctx: CallContext) -> Decision:
+    """Four digits, month then day: a real day from today up to the due date."""
+    account = ctx.account()
+    assert account is not None
+    today = ctx.later.view().today
+    if not (len(digits) == 4 and digits.isdigit()):
+        return Decision("invalid", say=(Prompt("schedule_date_malformed"),))
+    month, day = int(digits[:2]), int(digits[2:])
+    try:
+        chosen = date(today.year, month, day)
+    except ValueError:
+        return Decision("invalid", say=(Prompt("schedule_date_not_a_date"),))
+    if chosen < today and account.due_date is not None:
+        # Keyed in December for a bill due in January: the month is next year's.
+        try:
+            next_year = date(today.year + 1, month, day)
+        except ValueError:
+            next_year = None
+        if next_year is not None and next_year <= account.due_date:
+            chosen = next_year
+    problem = pay_day_problem(chosen, today, account.due_date)
+    if problem == "past":
+        return Decision("invalid", say=(Prompt("schedule_date_past"),))
+    if problem is not None:
+        return Decision("invalid", say=(Prompt("schedule_date_after_due", {"due": Day(account.due_date)}),))
+    return Decision("ok", {"pay_on": chosen.isoformat()})
+
+
+def schedule_readback(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The amount, the day in words and the card; then confirm, change the day, or cancel."""
+    card = ctx.card_on_file()
+    params = {"amount": Money(int(ctx.data.get("amount_cents", 0))), "day": Day(_pay_on(ctx))}
+    if card is not None:
+        said = Prompt("schedule_readback_saved_card", {**params, **_card(card)})
+    else:
+        said = Prompt("schedule_readback_new_card", params)
+    return (said, Prompt("schedule_confirm_options"))
+
+
+def confirm_schedule(digits: str, ctx: CallContext) -> Decision:
+    """"1" schedules it (with the card on file, or asks for a card), "2" another day, "9" cancels."""
+    if digits == "1":
+        if ctx.card_on_file() is None:
+            return Decision("card", {"schedule_card_attempts": 0})
+        scheduled = ctx.later.schedule(int(ctx.data.get("amount_cents", 0)), _pay_on(ctx))
+        if scheduled is None:
+            return Decision("refused", say=(Prompt("schedule_refused"),))
+        return Decision("scheduled", {"scheduled_id": scheduled.id, "scheduled_cancellable": scheduled.cancellable})
+    if digits == "2":
+        return Decision("change_date")
+    if digits == "9":
+        return Decision("cancel", say=(Prompt("schedule_nothing_scheduled"),))
+    return Decision("invalid")
+
+
+def schedule_card_intro(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Before the card prompts: the card is kept for that day's payment, not charged now."""
+    return (Prompt("schedule_card_intro", {"day": Day(_pay_on(ctx))}),)
+
+
+def schedule_card_problem(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The card could not be kept for the later payment; nothing is scheduled; what now."""
+    return (Prompt("schedule_card_problem"), Prompt("try_another_card"), Prompt("later_option_back"))
+
+
+def retry_schedule_card(digits: str, ctx: CallContext) -> Decision:
+    """"1" tries a card again while attempts remain; "9" goes back to the paying-later menu."""
+    if digits == "1":
+        if int(ctx.data.get("schedule_card_attempts", 0)) >= PAY_ATTEMPT_LIMIT:
+            return Decision("back", say=(Prompt("card_attempts_exhausted"),))
+        return Decision("again")
+    if digits == "9":
+        return Decision("back")
+    return Decision("invalid")
+
+
+def scheduled_done(ctx: CallContext) -> tuple[Prompt, ...]:
+    """The payment is scheduled: amount and day again, the receipt, until when it can be cancelled."""
+    params = {"amount": Money(int(ctx.data.get("amount_cents", 0))), "day": Day(_pay_on(ctx))}
+    cancel = "scheduled_cancel_until" if ctx.data.get("scheduled_cancellable") else "scheduled_cannot_cancel"
+    return (Prompt("scheduled_done", params), Prompt(cancel), Prompt("later_done_options"))
+
+
+def _listed(ctx: CallContext) -> tuple[ScheduledView, ...]:
+    return ctx.later.view().scheduled[:MAX_LISTED_SCHEDULED]
+
+
+def scheduled_list(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Each upcoming payment with its amount and day, and the key that cancels it while it still can be."""
+    listed = _listed(ctx)
+    if not listed:
+        return (Prompt("scheduled_none"), Prompt("later_option_back"))
+    said = []
+    for key, scheduled in enumerate(listed, start=1):
+        params = {"amount": Money(scheduled.amount_cents), "day": Day(scheduled.pay_on)}
+        if scheduled.cancellable:
+            said.append(Prompt("scheduled_item", {**params, "choice": key}))
+        else:
+            said.append(Prompt("scheduled_item_locked", params))
+    return (*said, Prompt("later_option_back"))
+
+
+def pick_scheduled(digits: str, ctx: CallContext) -> Decision:
+    """A listed payment's key asks to cancel it (until 24 hours before); "9" goes back."""
+    if digits == "9":
+        return Decision("back")
+    listed = _listed(ctx)
+    if digits.isdigit() and 1 <= int(digits) <= len(listed):
+        scheduled = listed[int(digits) - 1]
+        if not scheduled.cancellable:
+            return Decision("invalid", say=(Prompt("scheduled_too_late"),))
+        return Decision("picked", {"cancel_id": scheduled.id})
+    return Decision("invalid")
+
+
+def _picked(ctx: CallContext) -> ScheduledView | None:
+    wanted = ctx.data.get("cancel_id")
+    return next((s for s in ctx.later.view().scheduled if s.id == wanted), None)
+
+
+def scheduled_cancel_prompt(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Which payment would be cancelled, and the keys to cancel or keep it."""
+    picked = _picked(ctx)
+    if picked is None:  # cancelled meanwhile (another call, or staff)
+        return (Prompt("scheduled_gone"), Prompt("scheduled_back_to_list"))
+    return (Prompt("scheduled_cancel_confirm", {"amount": Money(picked.amount_cents), "day": Day(picked.pay_on)}),)
+
+
+def confirm_cancel_scheduled(digits: str, ctx: CallContext) -> Decision:
+    """"1" cancels the picked payment (if still more than 24 hours away), "2" keeps it."""
+    if digits == "2":
+        return Decision("kept")
+    if digits != "1":
+        return Decision("invalid")
+    picked = _picked(ctx)
+    outcome = ctx.later.cancel_scheduled(int(ctx.data.get("cancel_id") or 0))
+    if outcome == "cancelled" and picked is not None:
+        params = {"amount": Money(picked.amount_cents), "day": Day(picked.pay_on)}
+        return Decision("cancelled", {"cancel_id": None}, say=(Prompt("scheduled_cancelled", params),))
+    if outcome == "too_late":
+        return Decision("cancelled", {"cancel_id": None}, say=(Prompt("scheduled_too_late"),))
+    return Decision("cancelled", {"cancel_id": None}, say=(Prompt("scheduled_gone"),))
+
+
+def autopay_terms(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Autopay's terms, which the caller agrees to with a key (kept word for word as the consent)."""
+    view = ctx.later.view()
+    card = ctx.card_on_file()
+    assert card is not None, "autopay is offered only with a card on file"
+    account = ctx.account()
+    assert account is not None
+    said = [Prompt("autopay_terms", _card(card))]
+    if account.due_date is not None and account.due_date >= view.autopay_first_due and account.balance_cents > 0:
+        said.append(Prompt("autopay_first_bill", {"due": Day(account.due_date)}))
+    else:
+        said.append(Prompt("autopay_next_bill"))
+    said.append(Prompt("autopay_stop_any_time"))
+    return (*said, Prompt("autopay_agree"))
+
+
+def agree_autopay(digits: str, ctx: CallContext) -> Decision:
+    """"1" turns autopay on with the terms just heard; "9" goes back."""
+    if digits == "9":
+        return Decision("back")
+    if digits != "1":
+        return Decision("invalid")
+    if not ctx.later.enrol_autopay(autopay_terms(ctx)):  # the words as heard, the key's sentence included
+        return Decision("back", say=(Prompt("autopay_refused"),))
+    return Decision("back", say=(Prompt("autopay_enrolled"),))
+
+
+def autopay_stop_prompt(ctx: CallContext) -> tuple[Prompt, ...]:
+    """Autopay is on: the keys to stop or keep it."""
+    return (Prompt("autopay_stop_confirm"),)
+
+
+def confirm_stop_autopay(digits: str, ctx: CallContext) -> Decision:
+    """"1" stops autopay (no bill is charged by it afterwards), "2" keeps it."""
+    if digits == "2":
+        return Decision("back")
+    if digits != "1":
+        return Decision("invalid")
+    stopped = ctx.later.stop_autopay()
+    return Decision("back", say=(Prompt("autopay_stopped" if stopped else "autopay_was_off"),))
+
+
+def later_done(digits: str, ctx: CallContext) -> Decision:
+    """After scheduling: "1" back to the paying-later menu, "9" ends the call."""
+    if digits == "1":
+        return Decision("menu")
+    if digits == "9":
+        return Decision("end")
+    return Decision("invalid")

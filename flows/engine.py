@@ -16,6 +16,7 @@ from .steps import (
     Digits,
     Entry,
     Keys,
+    LaterDesk,
     Money,
     PaidView,
     Pay,
@@ -110,6 +111,10 @@ class _Overlay:
 
     def verify(self, account_number: str, answer: str, factor: str = "last4") -> bool:
         return self._ctx.verify(account_number, answer, factor)
+
+    @property
+    def later(self) -> LaterDesk:
+        return self._ctx.later
 
     def recent_payments(self, limit: int) -> list[PaidView]:
         return self._ctx.recent_payments(limit)

@@ -57,6 +57,19 @@ class State(StrEnum):
     TRANSFER_CONFIRM = "TRANSFER_CONFIRM"
     CALLBACK_START = "CALLBACK_START"
     CALLBACK_WELCOME = "CALLBACK_WELCOME"
+    # Paying later (SUMMARY key 5): scheduled payments and autopay.
+    LATER_MENU = "LATER_MENU"
+    SCHEDULE_AMOUNT = "SCHEDULE_AMOUNT"
+    SCHEDULE_ENTER_AMOUNT = "SCHEDULE_ENTER_AMOUNT"
+    SCHEDULE_DATE = "SCHEDULE_DATE"
+    SCHEDULE_CONFIRM = "SCHEDULE_CONFIRM"
+    SCHEDULE_CARD = "SCHEDULE_CARD"
+    SCHEDULE_CARD_PROBLEM = "SCHEDULE_CARD_PROBLEM"
+    SCHEDULED_DONE = "SCHEDULED_DONE"
+    SCHEDULED_LIST = "SCHEDULED_LIST"
+    SCHEDULED_CANCEL = "SCHEDULED_CANCEL"
+    AUTOPAY_TERMS = "AUTOPAY_TERMS"
+    AUTOPAY_STOP = "AUTOPAY_STOP"
 
 
 class Entry(StrEnum):
@@ -163,6 +176,53 @@ class CardOnFile:
 
 
 @dataclass(frozen=True)
+class ScheduledView:
+    """One upcoming scheduled payment as the caller hears it."""
+
+    id: int
+    amount_cents: int
+    pay_on: Any  # datetime.date, a day in the co-op's time zone
+    cancellable: bool  # more than 24 hours before it is charged
+
+
+@dataclass(frozen=True)
+class LaterView:
+    """What the paying-later menus may speak of: today, autopay, scheduled payments (the card is ``card_on_file``)."""
+
+    today: Any  # datetime.date in the co-op's time zone
+    autopay: bool  # autopay is on for the account
+    autopay_first_due: Any  # datetime.date: the first due date autopay would pay if turned on now
+    scheduled: tuple[ScheduledView, ...] = ()  # upcoming, soonest first
+
+
+class LaterDesk(Protocol):
+    """Scheduled payments and autopay for the identified account; ``ivr.later.desk`` implements it.
+
+    Its writes join the step's transaction: they are kept only if the step's answer is.
+    """
+
+    def view(self) -> LaterView:
+        """Today, autopay and the upcoming scheduled payments."""
+        ...
+
+    def schedule(self, amount_cents: int, pay_on: Any) -> ScheduledView | None:
+        """Schedule a payment with the card on file; None when the rules refuse it now."""
+        ...
+
+    def cancel_scheduled(self, scheduled_id: int) -> str:
+        """Cancel one: ``cancelled``, ``too_late`` (within 24 hours) or ``gone`` (not upcoming)."""
+        ...
+
+    def enrol_autopay(self, terms: tuple["Prompt", ...]) -> bool:
+        """Turn autopay on, keeping ``terms`` as the words agreed to; False without a card on file."""
+        ...
+
+    def stop_autopay(self) -> bool:
+        """Turn autopay off; False when it was not on."""
+        ...
+
+
+@dataclass(frozen=True)
 class PaidView:
     """One past payment of the account as the caller hears it: the member's local day, amount, channel."""
 
@@ -196,6 +256,11 @@ class CallContext(Protocol):
     def verify(self, account_number: str, answer: str, factor: str = "last4") -> bool:
         """Check the account and its ``factor`` (last4, zip, account), record a failure, honour the
         lockout; False says nothing about which part was wrong."""
+        ...
+
+    @property
+    def later(self) -> LaterDesk:
+        """Scheduled payments and autopay of the identified account."""
         ...
 
     def recent_payments(self, limit: int) -> list[PaidView]:

@@ -116,6 +116,7 @@ FLOW: Final[Mapping[State, Step]] = {
             "past_due": State.FEE_CHECK,
             "other": State.ENTER_AMOUNT,
             "history": State.HISTORY,
+            "later": State.LATER_MENU,
         },
         reprompt=d.summary_options,
     ),
@@ -273,6 +274,98 @@ FLOW: Final[Mapping[State, Step]] = {
         expect=Keys(num_digits=1, words={"pay": "1", "balance": "1", "yes": "1", "other": "2"}),
         decide=d.callback_menu,
         on={"full": State.FEE_CHECK, "other": State.ENTER_AMOUNT},
+    ),
+    # --- paying later: scheduled payments and autopay (SUMMARY key 5) ---
+    State.LATER_MENU: Step(
+        say=d.later_menu,
+        expect=Keys(num_digits=1),
+        decide=d.choose_later,  # each option is offered only when it applies
+        on={
+            "schedule": State.SCHEDULE_AMOUNT,
+            "scheduled": State.SCHEDULED_LIST,
+            "autopay_on": State.AUTOPAY_TERMS,
+            "autopay_off": State.AUTOPAY_STOP,
+            "back": State.SUMMARY,
+        },
+    ),
+    State.SCHEDULE_AMOUNT: Step(
+        say=d.schedule_amount_menu,
+        expect=Keys(num_digits=1),
+        decide=d.choose_schedule_amount,
+        on={"set": State.SCHEDULE_DATE, "other": State.SCHEDULE_ENTER_AMOUNT},
+    ),
+    State.SCHEDULE_ENTER_AMOUNT: Step(
+        say=d.enter_amount,
+        expect=Keys(num_digits=None, finish_on_key="#", timeout=10),
+        decide=d.parse_amount,
+        on={"ok": State.SCHEDULE_DATE},
+    ),
+    State.SCHEDULE_DATE: Step(
+        say=d.schedule_date_prompt,
+        expect=Keys(num_digits=4, timeout=10),
+        decide=d.parse_pay_date,  # MMDD, from today up to the due date
+        on={"ok": State.SCHEDULE_CONFIRM},
+    ),
+    State.SCHEDULE_CONFIRM: Step(
+        say=d.schedule_readback,
+        expect=Keys(num_digits=1),
+        decide=d.confirm_schedule,  # with a card on file it is scheduled here; else a card is asked for
+        on={
+            "scheduled": State.SCHEDULED_DONE,
+            "card": State.SCHEDULE_CARD,
+            "change_date": State.SCHEDULE_DATE,
+            "cancel": State.LATER_MENU,
+            "refused": State.LATER_MENU,
+        },
+    ),
+    State.SCHEDULE_CARD: Step(
+        say=d.schedule_card_intro,
+        expect=Pay(),  # tokenized and kept for that day's payment; nothing is charged now
+        on={
+            APPROVED: State.SCHEDULED_DONE,
+            DECLINED: State.SCHEDULE_CARD_PROBLEM,
+            UNREADABLE: State.SCHEDULE_CARD_PROBLEM,
+            UNAVAILABLE: State.SCHEDULE_CARD_PROBLEM,
+            STAR: State.LATER_MENU,
+            CALLER_HUNG_UP: State.HUNG_UP,
+        },
+    ),
+    State.SCHEDULE_CARD_PROBLEM: Step(
+        say=d.schedule_card_problem,
+        expect=Keys(num_digits=1),
+        decide=d.retry_schedule_card,
+        on={"again": State.SCHEDULE_CARD, "back": State.LATER_MENU},
+    ),
+    State.SCHEDULED_DONE: Step(
+        say=d.scheduled_done,
+        expect=Keys(num_digits=1),
+        decide=d.later_done,
+        on={"menu": State.LATER_MENU, "end": State.GOODBYE},
+        on_silence=State.GOODBYE,  # heard it: nothing more to do
+    ),
+    State.SCHEDULED_LIST: Step(
+        say=d.scheduled_list,
+        expect=Keys(num_digits=1),
+        decide=d.pick_scheduled,
+        on={"picked": State.SCHEDULED_CANCEL, "back": State.LATER_MENU},
+    ),
+    State.SCHEDULED_CANCEL: Step(
+        say=d.scheduled_cancel_prompt,
+        expect=Keys(num_digits=1),
+        decide=d.confirm_cancel_scheduled,  # refused within 24 hours of the charge
+        on={"cancelled": State.LATER_MENU, "kept": State.SCHEDULED_LIST},
+    ),
+    State.AUTOPAY_TERMS: Step(
+        say=d.autopay_terms,
+        expect=Keys(num_digits=1),
+        decide=d.agree_autopay,  # the terms as heard are kept as the consent
+        on={"back": State.LATER_MENU},
+    ),
+    State.AUTOPAY_STOP: Step(
+        say=d.autopay_stop_prompt,
+        expect=Keys(num_digits=1),
+        decide=d.confirm_stop_autopay,
+        on={"back": State.LATER_MENU},
     ),
     # --- endings ---
     State.NOTHING_DUE: Step(say=d.nothing_due, final=True),

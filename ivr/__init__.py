@@ -69,6 +69,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from .agents import voice_entry as agent_voice
     from .money import stripe_webhooks
     from .monitoring import web as monitoring
+    from .ops import later as _ops_later  # noqa: F401  (adds the paying-later pages to the ops blueprint)
     from .ops import pages as ops_pages
     from .reminders import inbound_sms
     from .reminders import web as reminder_pages

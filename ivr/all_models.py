@@ -2,6 +2,7 @@
 
 from . import models  # noqa: F401
 from .agents import models as _agents  # noqa: F401
+from .later import models as _later  # noqa: F401
 from .money import models as _money  # noqa: F401
 from .ops import models as _ops  # noqa: F401
 from .outbox import models as _outbox  # noqa: F401

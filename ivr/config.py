@@ -250,6 +250,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "REMINDER_LINK_HOURS": _whole_number(env, "REMINDER_LINK_HOURS", 72, problems, minimum=1),
         "CALLBACK_MIN_GAP_MINUTES": _whole_number(env, "CALLBACK_MIN_GAP_MINUTES", 10, problems),
         "CALLBACK_DAILY_LIMIT": _whole_number(env, "CALLBACK_DAILY_LIMIT", 5, problems),
+        # The hour (ORG_TIMEZONE) at which scheduled payments and autopay bills are charged on their day.
+        "SCHEDULED_CHARGE_HOUR": _whole_number(env, "SCHEDULED_CHARGE_HOUR", 9, problems, maximum=23),
         "KEEPALIVE_SECONDS": _whole_number(
             env, "KEEPALIVE_SECONDS", DEFAULT_KEEPALIVE_SECONDS, problems, minimum=1, maximum=MAX_KEEPALIVE_SECONDS
         ),

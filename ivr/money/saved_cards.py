@@ -3,7 +3,8 @@
 A card is kept as Stripe's customer and PaymentMethod ids with brand and last four (contract:
 "Saved cards, later payments, autopay"), one per account. Every channel that saves, charges or
 forgets a card (the call, the agent console, ``/ops``, pay by text, scheduled payments, autopay)
-goes through this module, so the consent record and the detaching at Stripe exist once.
+goes through this module, so the consent record and the detaching at Stripe exist once. A card
+tokenized only for one scheduled payment is let go here too (``release``).
 """
 
 import logging
@@ -156,6 +157,23 @@ def charge_saved(
         extra_metadata={"saved_card": "yes", **(extra_metadata or {})},
         before_commit=before_commit,
     )
+
+
+def release(payment_method: str) -> bool:
+    """Detach a card kept for one later payment (tokenized in the call that scheduled it, never saved)
+    once that payment has ended; a card an account keeps on file is left alone.
+
+    False when Stripe could not be reached: the caller keeps the id and tries again later.
+    """
+    kept = db.session.scalar(sa.select(SavedCard.id).where(SavedCard.stripe_payment_method == payment_method))
+    if kept is not None:
+        return True
+    try:
+        current_app.extensions["ivr.gateway"].detach(payment_method)
+    except PaymentUnavailable:
+        logger.warning("could not detach a card kept for a scheduled payment; will try again")
+        return False
+    return True
 
 
 def _detach(payment_method: str) -> None:

@@ -50,6 +50,18 @@ STEP_LABELS: dict[str, str] = {
     State.TRANSFER_CONFIRM: "Transferred by an agent",
     State.CALLBACK_START: "Callback check",
     State.CALLBACK_WELCOME: "Callback greeting",
+    State.LATER_MENU: "Pay later or autopay menu",
+    State.SCHEDULE_AMOUNT: "Choosing an amount to schedule",
+    State.SCHEDULE_ENTER_AMOUNT: "Entering an amount to schedule",
+    State.SCHEDULE_DATE: "Entering the day to pay",
+    State.SCHEDULE_CONFIRM: "Confirming a scheduled payment",
+    State.SCHEDULE_CARD: "Entering a card for a later payment",
+    State.SCHEDULE_CARD_PROBLEM: "Card for a later payment not kept",
+    State.SCHEDULED_DONE: "Scheduled a payment",
+    State.SCHEDULED_LIST: "Heard the scheduled payments",
+    State.SCHEDULED_CANCEL: "Cancelling a scheduled payment",
+    State.AUTOPAY_TERMS: "Heard autopay's terms",
+    State.AUTOPAY_STOP: "Stopping autopay",
 }
 
 

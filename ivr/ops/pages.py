@@ -240,7 +240,7 @@ def payments():
         args=request.args,
         csv_url=url_for("ops.payments", **request.args, format="csv"),
         statuses=("succeeded", "declined", "error", "pending", "refunded", "disputed"),
-        channels=("ivr", "callback", "agent", "sms"),
+        channels=("ivr", "callback", "agent", "sms", "scheduled", "autopay"),
     )
 
 

@@ -1,11 +1,12 @@
 """Texts as an outbox kind: receipts, reminders and replies, their policy and their transport.
 
 Receipts are transactional: quiet hours never hold them, and a receipt Twilio refuses because the
-calling number is not a mobile goes once to the phone on file. Reminders wait for quiet hours to end
-and are dropped if the bill is paid first. Delivery is at most once and none is lost: a text a
-stopped worker left ``sending`` is looked up in Twilio's Messages list (our number, its number, its
-body, since it was queued) and recorded sent if Twilio has it, sent now if not; a text that met an
-unexpected error while sending is failed for a person to look at, never resent.
+calling number is not a mobile goes once to the phone on file. Reminders (and autopay's texts) wait
+for quiet hours to end; a reminder or an autopay notice is dropped if the bill is paid first.
+Delivery is at most once and none is lost: a text a stopped worker left ``sending`` is looked up in
+Twilio's Messages list (our number, its number, its body, since it was queued) and recorded sent if
+Twilio has it, sent now if not; a text that met an unexpected error while sending is failed for a
+person to look at, never resent.
 """
 
 import logging
@@ -64,8 +65,8 @@ def policy(
 
 
 def _bill_paid(session: Session, row: OutboxMessage) -> str | None:
-    """A reminder whose bill was paid while it waited need not go."""
-    if row.kind != "reminder" or row.account_id is None:
+    """A reminder (or an autopay notice) whose bill was paid while it waited need not go."""
+    if row.kind not in ("reminder", "autopay_notice") or row.account_id is None:
         return None
     account = session.get(Account, row.account_id, populate_existing=True)
     if account is not None and account.balance_cents <= 0:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 import prompts
+from flows.decisions import brand_word
 from prompts import amounts
 
 from ..extensions import db
@@ -54,8 +55,7 @@ def _words(key: str, lang: str, **params) -> str:
 
 def card_words(brand: str | None, last4: str | None, lang: str) -> str:
     """"Visa ending in 4242" in ``lang``."""
-    key = f"sms.card_{brand}" if brand in ("visa", "mastercard", "amex", "discover") else "sms.card_other"
-    return prompts.text("sms.pay_card", lang, brand=prompts.text(key, lang), card_last4=last4 or "")
+    return prompts.text("sms.pay_card", lang, brand=prompts.text(brand_word(brand), lang), card_last4=last4 or "")
 
 
 def _offer_card(offer: TextPayOffer, lang: str) -> str:

@@ -10,6 +10,7 @@ from flask import current_app
 from flows import AccountView, CardOnFile
 from flows.steps import PaidView
 
+from ..later.desk import CallDesk
 from ..masking import mask
 from ..models import Account, Payment
 from ..money.ledger import member_zone
@@ -44,6 +45,7 @@ class DbCallContext:
         self.agent_available = bool(cfg["AGENT_TRANSFER_NUMBER"])
         self.min_payment_cents = int(cfg["MIN_PAYMENT_CENTS"])
         self.max_payment_cents = cfg["MAX_PAYMENT_CENTS"]
+        self._later: CallDesk | None = None
         self.convenience_fee_cents = int(cfg.get("CONVENIENCE_FEE_CENTS") or 0)
         self.longer_key_waits = bool(cfg.get("LONGER_KEY_WAITS"))
 
@@ -56,6 +58,13 @@ class DbCallContext:
 
     def card_on_file(self) -> CardOnFile | None:
         return card_on_file(self.call.account_id) if self.call.account_id is not None else None
+
+    @property
+    def later(self) -> CallDesk:
+        """Scheduled payments and autopay of the identified account (read only when a step asks)."""
+        if self._later is None:
+            self._later = CallDesk(self.call)
+        return self._later
 
     def verify(self, account_number: str, answer: str, factor: str = "last4") -> bool:
         account = identity.verify(account_number, answer, self.call.call_sid, factor=factor)

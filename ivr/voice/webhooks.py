@@ -25,6 +25,7 @@ from flows.steps import (
 )
 
 from ..extensions import db
+from ..later.desk import keep_card_for_later
 from ..masking import mask
 from ..models import Account, utcnow
 from ..money import charge, saved_cards
@@ -235,7 +236,9 @@ def pay_result():
     seq = call.seq
     result = form.get("Result", "")
     token = form.get("PaymentToken", "")
-    if result == "success" and token:
+    if result == "success" and token and call.state == State.SCHEDULE_CARD:
+        outcome = keep_card_for_later(call, token, form)  # nothing is charged now: the row lock suffices
+    elif result == "success" and token:
         outcome = _charge_until_known(call, token, customer=form.get("ProfileId") or None)
         call = call_rows.lock(call_sid)  # re-taken: the charge ran without holding the row
         if outcome is None or call is None or call.seq != seq:

@@ -136,6 +136,28 @@ def test_readme_flow_table_matches_the_code():
     assert block.strip() == markdown().strip()
 
 
+class FakeLaterDesk:
+    """Paying later with nothing scheduled and autopay off, today 2026-12-01 (a bill due 2026-12-05)."""
+
+    def view(self):
+        from datetime import date
+
+        from flows.steps import LaterView
+        return LaterView(today=date(2026, 12, 1), autopay=False, autopay_first_due=date(2026, 12, 5))
+
+    def schedule(self, amount_cents, pay_on):
+        return None
+
+    def cancel_scheduled(self, scheduled_id):
+        return "gone"
+
+    def enrol_autopay(self, terms):
+        return False
+
+    def stop_autopay(self):
+        return False
+
+
 class FakeContext:
     """A 10-line CallContext for engine tests."""
 
@@ -151,6 +173,7 @@ class FakeContext:
         self._paid = list(paid)
         self.identified = None
         self.card = None  # the account's card on file: CardOnFile(brand, last4)
+        self.later = FakeLaterDesk()
 
     def caller_accounts(self):
         return self._accounts

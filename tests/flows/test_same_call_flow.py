@@ -87,15 +87,15 @@ MENU_PAST_DUE = {
     "en": ("Of that, one hundred forty-two dollars and thirty-five cents is past due. "
            "To pay in full, press 1. "
            "To pay the past-due one hundred forty-two dollars and thirty-five cents, press 2. "
-           "Recent payments, 3. Another amount, 4."),
+           "Recent payments, 3. Another amount, 4. Pay later or autopay, 5."),
     "es": ("De ese saldo, ciento cuarenta y dos dólares con treinta y cinco centavos ya venció. "
            "Para pagarlo todo, oprima 1. "
            "Para pagar lo vencido, ciento cuarenta y dos dólares con treinta y cinco centavos, oprima 2. "
-           "Sus pagos recientes, el 3. Otra cantidad, el 4."),
+           "Sus pagos recientes, el 3. Otra cantidad, el 4. Pagar después o pago automático, el 5."),
 }
 MENU_NOTHING_PAST_DUE = {
-    "en": "To pay in full, press 1. Another amount, 2. Recent payments, 3.",
-    "es": "Para pagarlo todo, oprima 1. Otra cantidad, el 2. Sus pagos recientes, el 3.",
+    "en": "To pay in full, press 1. Another amount, 2. Recent payments, 3. Pay later or autopay, 5.",
+    "es": "Para pagarlo todo, oprima 1. Otra cantidad, el 2. Sus pagos recientes, el 3. Pagar después o pago automático, el 5.",
 }
 
 
@@ -175,11 +175,17 @@ def test_3_says_the_last_three_payments_with_day_amount_and_how(lang):
     [
         ((), "en", "There are no card payments on record."),
         ((), "es", "No hay pagos con tarjeta registrados."),
-        ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "en",
+        ((PaidView(date(2026, 11, 20), 8417, "kiosk"),), "en",
          "Your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by card."),
-        ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "es",
+        ((PaidView(date(2026, 11, 20), 8417, "kiosk"),), "es",
          ("Su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
           "noviembre, con tarjeta.")),
+        ((PaidView(date(2026, 11, 20), 8417, "scheduled"),), "en",
+         ("Your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, "
+          "a payment you scheduled.")),
+        ((PaidView(date(2026, 11, 20), 8417, "autopay"),), "es",
+         ("Su último pago. Pagó ochenta y cuatro dólares con diecisiete centavos el viernes veinte de "
+          "noviembre, con el pago automático.")),
         ((PaidView(date(2026, 11, 20), 8417, "sms"),), "en",
          "Your last payment. On Friday, November twentieth, eighty-four dollars and seventeen cents, by text."),
         ((PaidView(date(2026, 11, 20), 8417, "sms"),), "es",
@@ -314,8 +320,8 @@ def paid_first(ctx):
 @pytest.mark.parametrize(
     ("lang", "words"),
     [
-        ("en", "To hear it again, press 1. Another account, 2."),
-        ("es", "Para oírlo otra vez, oprima 1. Otra cuenta, el 2."),
+        ("en", "We'll text a receipt. Another account, 2."),
+        ("es", "Recibirá el recibo por texto. Otra cuenta, el 2."),
     ],
 )
 def test_after_a_payment_2_pays_another_account(lang, words):

@@ -91,19 +91,24 @@ def test_hints_name_the_steps_words_in_the_calls_language_and_a_class_for_number
 
 # --- every step of the table -------------------------------------------------------------------
 
+from datetime import date  # noqa: E402
+
 from test_flow_table import FakeContext  # noqa: E402
 
 from flows import FLOW, Keys, State  # noqa: E402
 from flows.engine import CONFIRM_HEARD, KeyPress, Silence, Speech, advance  # noqa: E402
 from flows.speech import INTENT_WORDS  # noqa: E402
-from flows.steps import AccountView  # noqa: E402
+from flows.steps import AccountView, CardOnFile  # noqa: E402
 
 KEY_STEPS = [state for state, step in FLOW.items() if isinstance(step.expect, Keys)]
 
 
 def _ctx(**data):
-    ctx = FakeContext(data={"candidate": "12345001", "choices": ["12345001", "12345002"], **data}, agent=True)
-    ctx.identified = AccountView("12345001", 5000, 0, None, "en", "active")
+    # What the paying-later steps read: a day and an amount chosen, a card on file for autopay.
+    later = {"pay_on": "2026-12-04", "amount_cents": 5000}
+    ctx = FakeContext(data={"candidate": "12345001", "choices": ["12345001", "12345002"], **later, **data}, agent=True)
+    ctx.identified = AccountView("12345001", 5000, 0, date(2026, 12, 5), "en", "active")
+    ctx.card = CardOnFile("visa", "4242")
     return ctx
 
 

@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 
 import prompts
+from flows.decisions import brand_word
 from ivr.phones import national
 from prompts import dates, sms
 
@@ -54,11 +55,12 @@ def test_texts_use_only_the_gsm7_alphabet(lang, key):
 @pytest.mark.parametrize("lang", ["en", "es"])
 def test_pay_by_text_texts_are_gsm7_and_the_offer_fits_one_segment(lang):
     fields = {"org": "Riverbend Electric Cooperative", "minutes": 10, "amount": "$12,345.67", "last4": "5001",
-              "card": prompts.text("sms.pay_card", lang, brand=prompts.text("sms.card_amex", lang), card_last4="0005"),
+              "card": prompts.text("sms.pay_card", lang, brand=prompts.text(brand_word("amex"), lang), card_last4="0005"),
               "confirmation": "12345678", "pay_line": "(202) 555-0100", "phone": "(202) 555-0100",
               "choices": "PAY 5001 or PAY 7002", "when": "December 4, 2026, 10:00 AM", "brand": "Visa",
               "card_last4": "4242"}
-    keys = [key for key in prompts.catalog(lang) if key.startswith(("sms.pay_", "sms.card_", "sms.help_", "sms.menu_"))]
+    # The brand_ words are the call's, and texted too.
+    keys = [key for key in prompts.catalog(lang) if key.startswith(("sms.pay_", "brand_", "sms.help_", "sms.menu_"))]
     assert "sms.pay_offer" in keys and "sms.pay_authentication" in keys
     for key in keys:
         body = prompts.text(key, lang, **fields)

@@ -36,7 +36,7 @@ STRANGER = "+13125550199"  # on file for nobody
 PAY_LINE = "(202) 555-0100"
 
 OFFER_EN = f"{ORG}: Reply YES within 10 minutes to pay $123.45 with your Visa ending in 4242 for account ending 5001."
-OFFER_ES = (f"{ORG}: Responda SI en 10 minutos para pagar $123.45 con su Visa que termina en 4242, "
+OFFER_ES = (f"{ORG}: Responda SI en 10 minutos para pagar $123.45 con su tarjeta Visa que termina en 4242, "
             "cuenta que termina en 5001.")
 APPROVED_EN = f"{ORG}: thank you, your payment went through. Your receipt follows."
 APPROVED_ES = f"{ORG}: gracias, su pago fue aprobado. Enseguida le enviamos el recibo."
@@ -345,7 +345,7 @@ def test_the_database_refuses_a_second_paid_offer_for_one_bill(app, member):
     ("pm_card_chargeCustomerFail", "0341", "YES",
      f"{ORG}: your Visa ending in 0341 was declined and nothing was charged. To pay with another card, call {PAY_LINE}."),
     ("pm_card_chargeCustomerFail", "0341", "SI",
-     (f"{ORG}: su Visa que termina en 0341 fue rechazada y no se cobro nada. Para pagar con otra tarjeta, llame al "
+     (f"{ORG}: su tarjeta Visa que termina en 0341 fue rechazada y no se cobro nada. Para pagar con otra tarjeta, llame al "
      f"{PAY_LINE}.")),
     ("pm_card_authenticationRequired", "3155", "YES",
      (f"{ORG}: your bank wants to confirm this payment with you, which can't be done by text. Nothing was charged. "

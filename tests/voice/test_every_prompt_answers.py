@@ -15,6 +15,7 @@ AGENT = "+12025550100"
 AMOUNT = {"amount_cents": 5000, "fee_cents": 0}
 PAID = {"paid_cents": 5000, "paid_fee_cents": 0, "confirmation_number": "48213375", "payment_id": 1}
 CARD = {"on_file_brand": "visa", "on_file_last4": "4242"}
+LATER = {**AMOUNT, "pay_on": "2026-12-04"}  # a payment being scheduled for the day before the bill's due date
 
 # Each waiting step, with the call data it is reached with, whether the call is identified by
 # then, and a key that is not one of its answers.
@@ -40,13 +41,24 @@ STEPS = {
     State.CONFIRMATION: ({**AMOUNT, **PAID}, True, "7"),
     State.SAVE_CARD_OFFER: ({**AMOUNT, **PAID}, True, "7"),
     State.CALLBACK_WELCOME: ({}, True, "7"),
+    State.LATER_MENU: ({}, True, "7"),
+    State.SCHEDULE_AMOUNT: ({}, True, "7"),
+    State.SCHEDULE_ENTER_AMOUNT: ({}, True, "5**"),
+    State.SCHEDULE_DATE: (AMOUNT, True, "12"),
+    State.SCHEDULE_CONFIRM: (LATER, True, "7"),
+    State.SCHEDULE_CARD_PROBLEM: (LATER, True, "7"),
+    State.SCHEDULED_DONE: ({**LATER, "scheduled_cancellable": True}, True, "7"),
+    State.SCHEDULED_LIST: ({}, True, "7"),
+    State.AUTOPAY_STOP: ({}, True, "7"),
 }
 
 
 def test_the_list_covers_every_step_that_waits_for_a_key():
     waiting = {state for state, step in FLOW.items() if isinstance(step.expect, Keys)}
-    # TRANSFER_CONFIRM needs an agent's transfer row; tests/agents covers its keys.
-    assert waiting - set(STEPS) == {State.TRANSFER_CONFIRM}
+    # TRANSFER_CONFIRM needs an agent's transfer row (tests/agents covers its keys); SCHEDULED_CANCEL a
+    # scheduled payment's row and AUTOPAY_TERMS a card on file (tests/later covers their keys, and
+    # tests/flows/test_speech.py their answers to noise and doubtful speech).
+    assert waiting - set(STEPS) == {State.TRANSFER_CONFIRM, State.SCHEDULED_CANCEL, State.AUTOPAY_TERMS}
 
 
 @pytest.fixture
