@@ -141,7 +141,8 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
     from .softphone.twilio_api import TwilioStandIn
 
     # Twilio's REST API on loopback: transfers, assisted payments and Call me now work offline.
-    stand_in = TwilioStandIn(app.config["TWILIO_ACCOUNT_SID"], announce=click.echo).__enter__()
+    stand_in = TwilioStandIn(app.config["TWILIO_ACCOUNT_SID"], announce=click.echo,
+                             auth_token=app.config["TWILIO_AUTH_TOKEN"]).__enter__()
     env["TWILIO_API_BASE"] = stand_in.url
     ivr = [sys.executable, "-m", "ivr.cli"]
     children = [

@@ -13,10 +13,12 @@ from collections.abc import Callable
 import uuid
 from datetime import UTC, datetime
 
+import requests
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
 from ..masking import mask
+from ..twilio.adapter import compute_signature
 
 ACTIVE = ("in-progress", "ringing", "queued")
 
@@ -28,8 +30,19 @@ def _now() -> str:
 class TwilioStandIn:
     """A threaded loopback server; ``with TwilioStandIn(account_sid) as twilio: twilio.url``."""
 
-    def __init__(self, account_sid: str, *, port: int = 0, announce: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        *,
+        port: int = 0,
+        announce: Callable[[str], None] | None = None,
+        auth_token: str | None = None,
+    ) -> None:
         self.account_sid = account_sid
+        # With the auth token, a placed call nobody answers ends as Twilio's would: a signed
+        # ``no-answer`` status callback once its Timeout has passed.
+        self.auth_token = auth_token
+        self.timers: list[threading.Timer] = []
         self.port = port
         self.announce = announce or (lambda text: None)  # the demo prints what Twilio was asked to do
         self.lock = threading.Lock()
@@ -91,6 +104,25 @@ class TwilioStandIn:
         with self.lock:
             self.pending.setdefault(sid, []).append(event)
 
+    def _unanswered(self, sid: str) -> None:
+        """The ring timeout passed: if the call is still ringing, it ends ``no-answer`` and the app is told."""
+        with self.lock:
+            call = next((c for c in self.ringing if c["sid"] == sid), None)
+            if call is None:
+                return
+            self.ringing.remove(call)
+        self.calls[sid].update(status="no-answer", end_time=_now())
+        self.announce(f"Twilio stand-in: nobody answered {mask(call.get('To'))}; the call ends no-answer")
+        params = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": sid,
+                  "CallStatus": "no-answer", "Direction": "outbound-api", "From": call.get("From", ""),
+                  "To": call.get("To", ""), "CallDuration": "0"}
+        url = call["StatusCallback"]
+        signature = compute_signature(url, params, self.auth_token or "")
+        try:
+            requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=15)
+        except requests.RequestException:
+            self.announce("Twilio stand-in: the app did not take the no-answer status callback")
+
     def register(self, app: Flask) -> None:
         """Add Twilio's routes (and the softphone's) to ``app``; the bench mounts them beside Stripe's."""
         prefix = "/2010-04-01/Accounts/<account>"
@@ -107,6 +139,11 @@ class TwilioStandIn:
                                                   **{"from": form.get("From"), "to": form.get("To")})
             with self.lock:
                 self.ringing.append({"sid": sid, **form})
+            if self.auth_token and form.get("StatusCallback"):
+                timer = threading.Timer(float(form.get("Timeout") or 60), self._unanswered, args=(sid,))
+                timer.daemon = True
+                self.timers.append(timer)
+                timer.start()
             self.announce(f"Twilio stand-in: the app asks to call {mask(form.get('To'))}; answer with "
                           f"ivr call --answer --twilio-api {self.url}")
             return jsonify(self.calls[sid]), 201
@@ -214,4 +251,6 @@ class TwilioStandIn:
         return self
 
     def __exit__(self, *exc) -> None:
+        for timer in self.timers:
+            timer.cancel()
         self.server.shutdown()

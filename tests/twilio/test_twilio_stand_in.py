@@ -1,6 +1,7 @@
 """The Twilio stand-in and the adapter against Twilio's OpenAPI description: what is sent, what comes back."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,44 @@ def test_a_redirect_and_a_payments_session_wait_for_the_softphone_on_that_call_o
         with pytest.raises(Exception) as refused:
             rest.redirect_call(mine, "https://ivr.example/x")
         assert refused.value.code == 21220
+
+
+def test_a_placed_call_nobody_answers_ends_no_answer_with_a_signed_status_callback():
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qsl
+
+    from ivr.twilio.adapter import validate_signature
+
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            received.append((self.path, dict(parse_qsl(body)), self.headers["X-Twilio-Signature"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    app = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    status_url = f"http://127.0.0.1:{app.server_port}/twilio/voice/callback/status?c=7"
+    try:
+        with TwilioStandIn(ACCOUNT, auth_token="the-token") as twilio:
+            rest = TwilioRest(ACCOUNT, "the-token", from_number="+18005550100", api_base=twilio.url)
+            answered = rest.create_call("+12025550143", "https://ivr.example/a", status_callback=status_url, timeout=1)
+            unanswered = rest.create_call("+12025550178", "https://ivr.example/b", status_callback=status_url,
+                                          timeout=1)
+            assert requests.post(f"{twilio.url}/_softphone/answer", timeout=5).json()["call"]["sid"] == answered.sid
+            deadline = time.monotonic() + 10
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert rest.fetch_call(unanswered.sid).status == "no-answer"
+            assert rest.fetch_call(answered.sid).status == "in-progress"
+    finally:
+        app.shutdown()
+    [(path, params, signature)] = received
+    assert params["CallSid"] == unanswered.sid and params["CallStatus"] == "no-answer"
+    assert validate_signature(status_url, params, signature, "the-token")
