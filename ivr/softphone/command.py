@@ -1,5 +1,6 @@
 """The ``ivr call`` command: a softphone in the terminal."""
 
+import os
 import sys
 
 import click
