@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers.timezone
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
@@ -174,18 +175,21 @@ def queue_receipt(payment: Payment) -> None:
         **(fee if payment.fee_cents else {}),
     )
     to = payment.receipt_to or account.phone
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                OutboxMessage(
-                    dedupe_key=f"receipt:{payment.id}",
-                    kind="receipt",
-                    to_number=to,
-                    body=body,
-                    account_id=account.id,
-                    payment_id=payment.id,
-                    respect_quiet_hours=False,
-                )
-            )
-    except IntegrityError:
+    # One statement, no savepoint: the unique dedupe key keeps a second receipt out (a redelivered
+    # result, or two processes settling at once), and ON CONFLICT makes that no error to recover from.
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    queued = db.session.execute(
+        insert(OutboxMessage)
+        .values(
+            dedupe_key=f"receipt:{payment.id}",
+            kind="receipt",
+            to_number=to,
+            body=body,
+            account_id=account.id,
+            payment_id=payment.id,
+            respect_quiet_hours=False,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    ).rowcount
+    if queued == 0:
         logger.info("receipt for payment %s already queued", payment.id)
