@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask, jsonify, request
@@ -30,6 +29,7 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ivr.softphone.twilio_api import TwilioStandIn  # noqa: E402
 from payments.sandbox_cards import BY_PAYMENT_METHOD  # noqa: E402
 
 HOLD_SECONDS = 30.0  # a held answer is let go after this even without /_release
@@ -46,7 +46,7 @@ class StandIns:
         self.intents: list[dict] = []
         self.replays = 0
         self.conflicts = 0
-        self.messages: list[dict] = []
+        self.twilio = TwilioStandIn(account_sid="-")  # any account's texts are counted
         self.hold_server: str | None = None
         self.held: dict | None = None
         self.release = threading.Event()
@@ -110,20 +110,6 @@ class StandIns:
             self.intents.append(record)
         return 200, intent
 
-    def send_message(self, account: str, form: dict[str, str]) -> dict:
-        """One Messages create, kept as Twilio lists it."""
-        now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
-        sid = "SM" + uuid.uuid4().hex
-        message = {"sid": sid, "account_sid": account, "to": form.get("To"), "from": form.get("From"),
-                   "body": form.get("Body"), "status": "queued", "num_segments": "1", "direction": "outbound-api",
-                   "api_version": "2010-04-01", "date_created": now, "date_updated": now, "date_sent": None,
-                   "error_code": None, "error_message": None, "price": None, "price_unit": "USD",
-                   "messaging_service_sid": None, "num_media": "0",
-                   "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json", "subresource_uris": {}}
-        with self.lock:
-            self.messages.insert(0, message)
-        return message
-
 
 def build_app(state: StandIns) -> Flask:
     """The loopback app: Stripe under ``/<server>/v1`` (or ``/v1``), Twilio under ``/2010-04-01``."""
@@ -139,21 +125,8 @@ def build_app(state: StandIns) -> Flask:
     app.add_url_rule("/<server>/v1/payment_intents", "server_intents", intents, methods=["POST"])
     app.add_url_rule("/v1/payment_intents", "intents", lambda: intents("-"), methods=["POST"])
 
-    messages = "/2010-04-01/Accounts/<account>/Messages.json"
-
-    @app.post(messages)
-    def create_message(account):
-        return jsonify(state.send_message(account, request.form.to_dict())), 201
-
-    @app.get(messages)
-    def list_messages(account):
-        with state.lock:
-            wanted = [m for m in state.messages
-                      if all(m[field] == request.args[arg] for arg, field in (("To", "to"), ("From", "from"))
-                             if arg in request.args)]
-        return jsonify({"messages": wanted, "end": max(len(wanted) - 1, 0), "first_page_uri": "",
-                        "next_page_uri": None, "page": 0, "page_size": len(wanted), "previous_page_uri": None,
-                        "start": 0, "uri": ""})
+    # Twilio's Messages: the package's one stand-in for Twilio's REST API, mounted beside Stripe's.
+    state.twilio.register(app)
 
     @app.post("/_hold")
     def hold():
@@ -178,7 +151,8 @@ def build_app(state: StandIns) -> Flask:
     def counts():
         with state.lock:
             return jsonify(intents=list(state.intents), replays=state.replays, conflicts=state.conflicts,
-                           messages=[{"to": m["to"], "body": m["body"], "sid": m["sid"]} for m in state.messages])
+                           messages=[{"to": m["to"], "body": m["body"], "sid": m["sid"]}
+                                     for m in state.twilio.message_resources])
 
     return app
 

@@ -74,20 +74,24 @@ def main() -> None:
               help="web server processes")
 @click.option("--threads", default=4, type=int, show_default=True, help="requests each process answers at once")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="a line per request on stdout")
-def serve(host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
+@click.option("--preload/--no-preload", default=True, show_default=True,
+              help="load the app once before starting the processes (gunicorn's preload_app)")
+def serve(host: str, port: int, workers: int, threads: int, access_log: bool, preload: bool) -> None:
     """Run the web server that answers Twilio, Stripe, agents and members."""
     config = load_config()  # fail here, naming what is wrong, instead of inside every worker process
     check_database(config["SQLALCHEMY_DATABASE_URI"])
     # Printed here, before gunicorn starts its processes, so it appears once.
     listening = (f"listening on {host}:{port}", count(workers, "process", "processes"))
     click.echo(start_line("serve", config, *listening, f"keep-alive {config['KEEPALIVE_SECONDS']} s"), err=True)
-    args = gunicorn_command(config, host=host, port=port, workers=workers, threads=threads, access_log=access_log)
+    args = gunicorn_command(config, host=host, port=port, workers=workers, threads=threads, access_log=access_log,
+                            preload=preload)
     # prometheus-client reads its directory when first imported, so it is in the workers' environment from the start.
     os.execve(sys.executable, args, multiproc.serve_environment(os.environ))
 
 
 def gunicorn_command(
-    config: dict[str, Any], *, host: str, port: int, workers: int, threads: int, access_log: bool
+    config: dict[str, Any], *, host: str, port: int, workers: int, threads: int, access_log: bool,
+    preload: bool = True,
 ) -> list[str]:
     """The command line ``ivr serve`` replaces itself with: gunicorn for ``app:app`` with ``config``'s keep-alive."""
     args = [
@@ -106,6 +110,12 @@ def gunicorn_command(
         # Hooks that keep /metrics counting across the worker processes.
         "-c", multiproc.GUNICORN_CONFIG,
     ]
+    if preload:
+        # The app is imported once, in gunicorn's master, and the processes are forked from it:
+        # a restart answers as soon as one import is done, not one per process on shared cores
+        # (bench/restart.py). Nothing in create_app opens a connection or starts a thread, and the
+        # post_fork hook drops any pooled connection a process would otherwise share.
+        args.append("--preload")
     if access_log:
         # Query strings (seq=…) are harmless; request bodies are never logged: they carry caller input.
         args += ["--access-logfile", "-", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms']

@@ -305,6 +305,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PUBLIC_BASE_URL": public_base or f"http://127.0.0.1:{env.get('PORT', '5000')}",
         "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID", "").strip() or DEV_ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": env.get("TWILIO_AUTH_TOKEN", "").strip() or DEV_AUTH_TOKEN,
+        # During a token rotation Twilio may still sign with the old token: accepted too, until removed.
+        "TWILIO_AUTH_TOKEN_PREVIOUS": env.get("TWILIO_AUTH_TOKEN_PREVIOUS", "").strip() or None,
         "TWILIO_FROM_NUMBER": env.get("TWILIO_FROM_NUMBER", "").strip() or "+15005550006",
         "TWILIO_PAY_CONNECTOR": env.get("TWILIO_PAY_CONNECTOR", "").strip() or "Default",
         "TWILIO_API_BASE": env.get("TWILIO_API_BASE", "").strip().rstrip("/") or None,

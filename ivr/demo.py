@@ -116,6 +116,8 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
     env["SMS_SENDER"] = "sandbox"
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     env["PORT"] = str(port)
+    # Where the IVR hands a caller to a person; the softphone plays the agent's leg.
+    env.setdefault("AGENT_TRANSFER_NUMBER", "+12025550100")
     if env.get("IVR_ENV", "development") == "production":
         raise click.ClickException("ivr demo uses the sandbox gateway and is refused when IVR_ENV=production")
     os.environ.update(env)
@@ -139,6 +141,12 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
     if reminders:
         click.echo(f"Reminders (quiet hours ignored): {reminders}")
 
+    from .softphone.twilio_api import TwilioStandIn
+
+    # Twilio's REST API on loopback: transfers, assisted payments and Call me now work offline.
+    stand_in = TwilioStandIn(app.config["TWILIO_ACCOUNT_SID"], announce=click.echo,
+                             auth_token=app.config["TWILIO_AUTH_TOKEN"]).__enter__()
+    env["TWILIO_API_BASE"] = stand_in.url
     ivr = [sys.executable, "-m", "ivr.cli"]
     children = [
         subprocess.Popen(ivr + ["serve", "--port", str(port), "--workers", str(workers), "--no-access-log"], env=env),
@@ -157,6 +165,10 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
         if link:
             click.echo(f"Reminder link:  {link}   (Dana's bill; \"Call me now\" calls her back)")
         click.echo(f"Place a call:   ivr call{url} --from {DEMO_CALLER}   (Dana's phone; scripted: add --keys \"_ 1 20011 1\" --card 4242424242424242,12/30,123,30301)")
+        click.echo(f"Agent line:     ivr call{url} --agent --twilio-api {stand_in.url} --from {DEMO_CALLER}   (Dana calls an agent; "
+                   "the agent console transfers her to pay or takes her card)")
+        click.echo(f"Twilio:         a stand-in at {stand_in.url} (no Twilio account needed); "
+                   "\"Call me now\" rings here: answer with ivr call --answer --twilio-api " + stand_in.url)
         click.echo(f"Card on file:   {SAVED_CARD_CALL}{url}   (Grace pays with her saved Visa: no card entry)")
         click.echo("Texts appear:   right here, printed by the worker as it sends them (sandbox SMS).")
         if not send_reminders:
@@ -176,6 +188,7 @@ def demo_command(port: int, workers: int, send_reminders: bool) -> None:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+        stand_in.__exit__(None, None, None)
 
 
 def _wait_until_up(port: int, server: subprocess.Popen, timeout: float = 90.0) -> None:

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers.timezone
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 
 import prompts
 from payments import ChargeResult
@@ -39,27 +39,29 @@ def open_attempt(*, attempt_key: str, account: Account, amount_cents: int, call_
 
     A redelivered attempt keeps the amount and fee it was opened with: the key's charge is that one.
     """
-    existing = db.session.scalar(sa.select(Payment).where(Payment.attempt_key == attempt_key))
-    if existing is not None:
-        return existing
     caller_e164 = to_e164(caller)
-    payment = Payment(
-        attempt_key=attempt_key,
-        account_id=account.id,
-        amount_cents=amount_cents,
-        fee_cents=fee_cents,
-        call_sid=call_sid,
-        channel=channel,
-        language=language,
-        receipt_to=caller_e164 if can_receive_sms(caller_e164) else account.phone,
-        status="pending",
-        stripe_customer=stripe_customer,
-        stripe_payment_method=stripe_payment_method,
+    # One statement in the usual case: the unique attempt key turns a redelivery's insert into
+    # nothing (no savepoint, no look-up first), and only then is the first delivery's row read.
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    payment = db.session.scalar(
+        insert(Payment)
+        .values(
+            attempt_key=attempt_key,
+            account_id=account.id,
+            amount_cents=amount_cents,
+            fee_cents=fee_cents,
+            call_sid=call_sid,
+            channel=channel,
+            language=language,
+            receipt_to=caller_e164 if can_receive_sms(caller_e164) else account.phone,
+            status="pending",
+            stripe_customer=stripe_customer,
+            stripe_payment_method=stripe_payment_method,
+        )
+        .on_conflict_do_nothing(index_elements=["attempt_key"])
+        .returning(Payment)
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(payment)
-    except IntegrityError:
+    if payment is None:
         payment = db.session.scalar(sa.select(Payment).where(Payment.attempt_key == attempt_key))
         assert payment is not None
     return payment
@@ -174,18 +176,21 @@ def queue_receipt(payment: Payment) -> None:
         **(fee if payment.fee_cents else {}),
     )
     to = payment.receipt_to or account.phone
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                OutboxMessage(
-                    dedupe_key=f"receipt:{payment.id}",
-                    kind="receipt",
-                    to_number=to,
-                    body=body,
-                    account_id=account.id,
-                    payment_id=payment.id,
-                    respect_quiet_hours=False,
-                )
-            )
-    except IntegrityError:
+    # One statement, no savepoint: the unique dedupe key keeps a second receipt out (a redelivered
+    # result, or two processes settling at once), and ON CONFLICT makes that no error to recover from.
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    queued = db.session.execute(
+        insert(OutboxMessage)
+        .values(
+            dedupe_key=f"receipt:{payment.id}",
+            kind="receipt",
+            to_number=to,
+            body=body,
+            account_id=account.id,
+            payment_id=payment.id,
+            respect_quiet_hours=False,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    ).rowcount
+    if queued == 0:
         logger.info("receipt for payment %s already queued", payment.id)

@@ -12,6 +12,18 @@ from prometheus_client import multiprocess
 from .multiproc import DIR_VARIABLE, MADE_FOR_THIS_RUN
 
 
+def post_fork(server, worker) -> None:
+    """A new process: with --preload, drop database connections inherited from the master (never shared)."""
+    app = getattr(server.app, "callable", None)  # set only when the master loaded the app (--preload)
+    if app is None:
+        return
+    from ivr.extensions import db
+
+    with app.app_context():
+        for engine in db.engines.values():
+            engine.dispose(close=False)  # the master's sockets stay the master's; this process opens its own
+
+
 def child_exit(server, worker) -> None:
     """A worker process ended: its live gauges stop counting (its counters stay in the totals)."""
     multiprocess.mark_process_dead(worker.pid)

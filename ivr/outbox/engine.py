@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from ..masking import mask_numbers
 from ..models import utcnow
 from ..monitoring import metrics
+from ..terminal import problems
 from .models import OutboxRow
 from .quiet_hours import QuietHours
 
@@ -427,19 +428,38 @@ def run_forever(
     """
     stop = stop_event or threading.Event()
     wait = pause or stop.wait
+    failing: dict[str, int] = {}  # pass name -> rounds in a row it could not reach the database
     while not stop.is_set():
         more_due = False
         for name, run_pass in passes.items():
             try:
                 report = run_pass()
+            except sa.exc.DBAPIError as error:
+                # A database outage must not end the worker, nor fill its log with tracebacks:
+                # one line a round, and the next round tries again.
+                failing[name] = failing.get(name, 0) + 1
+                logger.error("outbox %s pass: %s; trying again", name, problems.one_line(error))
+                metrics.worker_pass(name, "error")
+                continue
             except Exception:
-                # A database outage must not end the worker; the next round tries again.
+                # Anything else is a bug: its traceback is what finds it. The worker still goes on.
                 logger.exception("outbox %s pass failed", name)
                 metrics.worker_pass(name, "error")
                 continue
+            if failing.pop(name, 0):
+                logger.warning("outbox %s pass: the database answers again", name)
             metrics.worker_pass(name, "ok")
             if report.total:
                 logger.info("outbox %s pass: %s", name, report)
             more_due = more_due or report.more_due
         if not more_due:
-            wait(poll_seconds)
+            # While the database is away, wait longer each round (up to OUTAGE_MAX_PAUSE_S).
+            wait(outage_pause(poll_seconds, max(failing.values())) if failing else poll_seconds)
+
+
+OUTAGE_MAX_PAUSE_S = 30.0
+
+
+def outage_pause(poll_seconds: float, rounds_failed: int) -> float:
+    """The pause after ``rounds_failed`` rounds in a row without the database: doubling, at most 30 s."""
+    return min(poll_seconds * 2 ** (rounds_failed - 1), max(OUTAGE_MAX_PAUSE_S, poll_seconds))

@@ -4,6 +4,7 @@ import os
 import sys
 
 import click
+import requests
 
 from ivr.config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
@@ -115,6 +116,23 @@ def _check_cards(
 )
 @click.option("--speak", is_flag=True, help="Read prompts aloud with espeak-ng.")
 @click.option(
+    "--twilio-api",
+    help="The Twilio stand-in ivr demo runs: the call is live there, so the agent console can transfer it "
+    "or take a card on it while you talk to the agent (key 0).",
+)
+@click.option(
+    "--agent",
+    "agent_line",
+    is_flag=True,
+    help="Call the co-op's agents instead of the IVR (with --twilio-api): the agent console can then transfer "
+    "the call to pay or take the card on it.",
+)
+@click.option(
+    "--answer",
+    is_flag=True,
+    help="Answer the call the app asked the Twilio stand-in to place (Call me now) instead of calling in.",
+)
+@click.option(
     "--text",
     "texts",
     multiple=True,
@@ -136,6 +154,9 @@ def call_command(
     dial_status,
     as_json,
     speak,
+    twilio_api,
+    agent_line,
+    answer,
     texts,
 ) -> None:
     """Place a simulated phone call against a running server, exactly as Twilio would.
@@ -159,23 +180,30 @@ def call_command(
         if as_json:
             click.echo(exchange.to_json())
         click.get_current_context().exit(exchange.exit_code)
-    result = place_call(
-        url,
-        from_=from_,
-        to=to,
-        keys=keys,
-        cards=cards,
-        say=said,
-        confidence=confidence,
-        hangup_in_pay=hangup_in_pay,
-        via=via,
-        status_callback=status_callback,
-        auth_token=auth_token,
-        account_sid=account_sid,
-        dial_status=dial_status,
-        out=live,
-        speak=speak,
-    )
+    try:
+        result = place_call(
+            url,
+            from_=from_,
+            to=to,
+            keys=keys,
+            cards=cards,
+            say=said,
+            confidence=confidence,
+            hangup_in_pay=hangup_in_pay,
+            via=via,
+            status_callback=status_callback,
+            auth_token=auth_token,
+            account_sid=account_sid,
+            dial_status=dial_status,
+            out=live,
+            speak=speak,
+            twilio_api=twilio_api,
+            answer=answer,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except requests.RequestException:
+        raise click.ClickException(f"the Twilio stand-in at {twilio_api} did not answer; is ivr demo running?") from None
     if as_json:
         click.echo(result.to_json())
     click.get_current_context().exit(result.exit_code)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from .caller import CallerHangup, Keypad
+from .network import wait_on_agent
 from .pay import PayRun, PaySpec, twiml_int
 from .session import Session, new_call_sid
 from .transcript import Printer, Step
@@ -69,20 +70,38 @@ class Interpreter:
     """Executes one call's TwiML against a caller, recording every step on the session."""
 
     def __init__(
-        self, session: Session, caller, printer: Printer, *, dial_status: str = "completed"
+        self,
+        session: Session,
+        caller,
+        printer: Printer,
+        *,
+        dial_status: str = "completed",
+        network=None,
+        agent_wait_s: float = 120.0,
     ) -> None:
         self.session = session
         self.caller = caller
         self.printer = printer
         self.keypad = Keypad(caller.next_keys)
         self.dial_status = dial_status
+        # With the Twilio stand-in: a dialled agent may redirect the call or run a Payments session.
+        self.network = network
+        self.agent_wait_s = agent_wait_s
         self.waited_s = 0.0  # pauses and Gather timeouts the simulation did not really wait for
         self.problems: list[str] = []
 
-    def run(self) -> CallEnded:
-        """Place the call and follow it to its end."""
+    def run(self, *, agent_first: bool = False) -> CallEnded:
+        """Place the call and follow it to its end; ``agent_first``: the call is the agent line's."""
         try:
-            doc = self.fetch("Voice URL", self.session.voice_url, "POST")
+            if agent_first:
+                # The member called the co-op's agents: the call has no TwiML of ours until an agent
+                # redirects it (a transfer) or it ends.
+                moved = wait_on_agent(self, self.agent_wait_s)
+                if moved is None:
+                    raise CallEnded("agent-hung-up")
+                doc = moved
+            else:
+                doc = self.fetch("Voice URL", self.session.voice_url, "POST")
             while True:
                 doc = self.execute(doc)
         except CallEnded as ended:
@@ -187,6 +206,10 @@ class Interpreter:
         targets = [spoken_text(child) for child in el] or [spoken_text(el)]
         status = self.dial_status
         self.printer.line(f"  [dial {', '.join(targets)}] dialed party: {status}")
+        if self.network is not None and status == "completed":
+            moved = wait_on_agent(self, self.agent_wait_s)
+            if moved is not None:
+                return moved
         action = el.get("action")
         if not action:
             self._note(

@@ -87,6 +87,9 @@ class Session:
         to: str,
         via: Sequence[str] = (),
         timeout_s: float = RESPONSE_TIMEOUT_S,
+        call_sid: str | None = None,
+        direction: str = "inbound",
+        answered_by: str | None = None,
     ) -> None:
         self.voice_url = voice_url
         self.public_origin = origin(voice_url)
@@ -96,7 +99,9 @@ class Session:
         self.to = to
         self.via = [origin(v) for v in via]
         self.timeout_s = timeout_s
-        self.call_sid = new_call_sid()
+        self.call_sid = call_sid or new_call_sid()
+        self.direction = direction  # "outbound-api" for a call the app asked Twilio to place
+        self.answered_by = answered_by  # set when the app asked for answering machine detection
         self.call_status = "ringing"
         self.steps: list[Step] = []
         self.http = requests.Session()
@@ -111,10 +116,10 @@ class Session:
             "CallStatus": self.call_status,
             "Called": self.to,
             "Caller": self.from_,
-            "Direction": "inbound",
+            "Direction": self.direction,
             "From": self.from_,
             "To": self.to,
-        }
+        } | ({"AnsweredBy": self.answered_by} if self.answered_by else {})
 
     def route(self, url: str) -> str:
         """Where a request for public ``url`` goes: the next ``--via`` origin, round robin."""

@@ -21,6 +21,15 @@ def public_url() -> str:
     return f"{base}{request.path}" + (f"?{query}" if query else "")
 
 
+def signed_by_twilio(url: str, signature: str) -> bool:
+    """True when the request is signed with the auth token, or with the previous one during a rotation."""
+    config = current_app.config
+    tokens = [config["TWILIO_AUTH_TOKEN"]]
+    if config.get("TWILIO_AUTH_TOKEN_PREVIOUS"):
+        tokens.append(config["TWILIO_AUTH_TOKEN_PREVIOUS"])
+    return any(twilio_adapter.validate_signature(url, request.form, signature, token) for token in tokens)
+
+
 def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
     """Reject (403, nothing changed) any request whose Twilio signature does not match."""
 
@@ -29,8 +38,7 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         # Before the form is read: a body larger than any Twilio sends is refused unread (413).
         request_size.limit_to_twilio()
         signature = request.headers.get("X-Twilio-Signature", "")
-        token = current_app.config["TWILIO_AUTH_TOKEN"]
-        if not twilio_adapter.validate_signature(public_url(), request.form, signature, token):
+        if not signed_by_twilio(public_url(), signature):
             logger.warning("rejected unsigned or forged Twilio request to %s", request.path)
             abort(403)
         return view(*args, **kwargs)

@@ -5,7 +5,7 @@ finds fixtures among a test module's names.
 """
 
 import pytest
-from fake_twilio import FakeTwilio
+from ivr.softphone.twilio_api import TwilioStandIn as FakeTwilio
 from helpers import ACCOUNT_SID
 
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 import sqlalchemy as sa
-from fake_twilio import FakeTwilio
+from ivr.softphone.twilio_api import TwilioStandIn as FakeTwilio
 from helpers import ACCOUNT_SID, TOKEN, CallActions
 from live import LiveServer, ivr, ivr_env
 from sqlalchemy.orm import Session

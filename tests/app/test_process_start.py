@@ -100,3 +100,25 @@ def test_a_connection_left_idle_for_three_seconds_is_still_answered(tmp_path):
 
     assert (first.status, second.status) == (200, 200)
     assert output.count("ivr serve (development): gateway sandbox") == 1  # once, not once per process
+
+
+def test_serve_loads_the_app_once_before_forking_unless_told_not_to(migrated, exec_calls):
+    env = ivr_env(migrated)
+    assert CliRunner().invoke(main, ["serve"], env=env).exit_code == 0
+    assert CliRunner().invoke(main, ["serve", "--no-preload"], env=env).exit_code == 0
+    preloaded, not_preloaded = exec_calls
+    assert "--preload" in preloaded and "--preload" not in not_preloaded
+
+
+def test_a_forked_process_never_uses_the_masters_pooled_connections(app):
+    from types import SimpleNamespace
+
+    from ivr.monitoring import gunicorn_config
+
+    with app.app_context():
+        engine = db.engine
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        assert engine.pool.checkedin() == 1  # the master's connection, kept in its pool
+        gunicorn_config.post_fork(SimpleNamespace(app=SimpleNamespace(callable=app)), worker=None)
+        assert engine.pool.checkedin() == 0  # the new process opens its own

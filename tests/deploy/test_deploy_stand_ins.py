@@ -93,5 +93,5 @@ def test_texts_sent_through_the_twilio_adapter_are_counted(stand_ins):
     rest = TwilioRest("AC" + "c" * 32, "token", from_number="+18005550100", api_base=origin)
     sent = rest.send_sms("+12025550143", "Receipt 76303010")
     assert sent.sid.startswith("SM")
-    assert [(m["to"], m["body"]) for m in state.messages] == [("+12025550143", "Receipt 76303010")]
+    assert [(m["to"], m["body"]) for m in state.twilio.message_resources] == [("+12025550143", "Receipt 76303010")]
     assert [m.body for m in rest.messages_to("+12025550143")] == ["Receipt 76303010"]

@@ -166,3 +166,16 @@ def test_charge_without_a_call_needs_no_call_sid_and_adds_the_channels_metadata(
         "agent": "Dana",
     }
     assert db.session.get(Payment, outcome.payment_id).receipt_to == "+12025550143"
+
+
+def test_queueing_a_payments_receipt_again_leaves_one_receipt_and_the_transaction_usable(account):
+    from ivr.money import ledger
+
+    outcome = charge(account, "pm_card_visa")
+    db.session.commit()
+    payment = db.session.get(Payment, outcome.payment_id)
+    ledger.queue_receipt(payment)  # a second settle of the same payment, say
+    db.session.commit()
+    receipts = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.kind == "receipt")).all()
+    assert [(r.payment_id, r.status) for r in receipts] == [(payment.id, "queued")]
+    assert payment.confirmation_number in receipts[0].body

@@ -211,7 +211,7 @@ def test_run_forever_pauses_only_when_no_pass_has_more_due():
 
     def failing_pass():
         calls.append("callbacks")
-        raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+        raise RuntimeError("a bug in a pass")
 
     engine.run_forever(
         {"texts": a_pass, "callbacks": failing_pass}, poll_seconds=0.5, stop_event=stop, pause=pauses.append
@@ -219,6 +219,34 @@ def test_run_forever_pauses_only_when_no_pass_has_more_due():
     # Round 1 had more due (no pause); rounds 2 and 3 paused; a failing pass never stops the loop.
     assert calls == ["texts", "callbacks"] * 3
     assert pauses == [0.5, 0.5]
+
+
+def test_a_database_outage_is_one_line_a_round_waits_longer_each_round_and_the_worker_goes_on(caplog):
+    stop = threading.Event()
+    outcomes = [sa.exc.OperationalError("SELECT", {}, Exception('connection to server at "db1" failed'))] * 6
+    outcomes += [engine.Report(sent=1), engine.Report()]
+    pauses, sent = [], []
+
+    def a_pass():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        sent.append(outcome.sent)
+        if not outcomes:
+            stop.set()
+        return outcome
+
+    with caplog.at_level("INFO", logger="ivr.outbox.engine"):
+        engine.run_forever({"texts": a_pass}, poll_seconds=2, stop_event=stop, pause=pauses.append)
+    # the database came back and the worker sent what was due
+    assert sent == [1, 0]
+    failed = [r for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(failed) == 6
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in failed)
+    assert 'connection to server at "db1" failed' in failed[0].getMessage()
+    assert any("the database answers again" in r.getMessage() for r in caplog.records)
+    # 2, 4, 8, 16, 30, 30 s while it is away; the usual 2 s once it is back
+    assert pauses == [2, 4, 8, 16, 30, 30, 2, 2]
 
 
 @pytest.mark.parametrize("policy", [TEXTS, CALLBACKS], ids=["texts", "callbacks"])

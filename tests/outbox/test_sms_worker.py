@@ -410,7 +410,7 @@ def test_two_workers_never_take_the_same_row_on_postgresql(session):
 
 def test_a_worker_that_died_mid_send_loses_no_receipt_and_sends_none_twice_against_twilios_api(session):
     """Through the real Twilio SDK and a loopback Twilio: one receipt went before the crash, one did not."""
-    from fake_twilio import FakeTwilio
+    from ivr.softphone.twilio_api import TwilioStandIn as FakeTwilio
 
     from ivr.outbox.sms import TwilioSmsSender
     from ivr.twilio.adapter import TwilioRest

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fake_twilio import FakeTwilio
+from ivr.softphone.twilio_api import TwilioStandIn as FakeTwilio
 from helpers import ACCOUNT_SID, BASE, TOKEN, CallActions
 from lxml import etree
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 import sqlalchemy as sa
-from fake_twilio import FakeTwilio
+from ivr.softphone.twilio_api import TwilioStandIn as FakeTwilio
 from helpers import ACCOUNT_SID, TOKEN
 from live import LiveServer, ivr_env
 from sqlalchemy.orm import Session
